@@ -27,6 +27,8 @@ const (
 	LinkNull     LinkType = 0   // BSD loopback: 4-byte host-order address family
 	LinkEthernet LinkType = 1   // IEEE 802.3 Ethernet
 	LinkPPP      LinkType = 9   // PPP (RFC 1661), with optional HDLC framing
+	LinkRaw12    LinkType = 12  // DLT_RAW as some old writers store it: raw IPv4/IPv6
+	LinkRaw14    LinkType = 14  // DLT_RAW on OpenBSD as some old writers store it: raw IPv4/IPv6
 	LinkPPPHDLC  LinkType = 50  // PPP in HDLC-like framing
 	LinkRaw      LinkType = 101 // raw IPv4/IPv6
 	LinkLoop     LinkType = 108 // OpenBSD loopback: network-order family
@@ -50,10 +52,11 @@ const (
 	TunnelESP                  // IP proto 50: SPI in ID, sequence in Seq; payload encrypted
 	TunnelESPinUDP             // UDP-encapsulated ESP (NAT-T, UDP 4500)
 	TunnelWireGuard            // WireGuard transport data; receiver index in ID, counter in Counter
+	TunnelL2TPv2               // L2TPv2 over UDP 1701: tunnel ID in ID, session ID in Session; PPP inside
 	numTunnelKinds
 )
 
-var tunnelNames = [...]string{"none", "vxlan", "geneve", "gre", "ipip", "l2tpv3", "esp", "esp-in-udp", "wireguard"}
+var tunnelNames = [...]string{"none", "vxlan", "geneve", "gre", "ipip", "l2tpv3", "esp", "esp-in-udp", "wireguard", "l2tpv2"}
 
 // String returns the lower-case name used in reports ("vxlan", "esp-in-udp", ...).
 func (k TunnelKind) String() string {
@@ -70,26 +73,32 @@ func (k TunnelKind) Encrypted() bool {
 
 // Tunnel is one encapsulation layer. It sits between Levels[Level] (the
 // carrying packet) and Levels[Level+1] (the carried packet, absent for
-// encrypted tunnels).
+// encrypted tunnels, control messages, and tunnels whose payload is not IP,
+// such as an inner ARP).
 type Tunnel struct {
 	Kind    TunnelKind
 	Level   uint8  // index of the carrying level
 	HasKey  bool   // GRE key present
 	HasSeq  bool   // GRE sequence present
-	GREProt uint16 // GRE protocol type (0x0800, 0x86dd, 0x6558 TEB, 0x88be ERSPAN, 0x880b PPP ...)
-	ID      uint32 // VNI, GRE key, L2TPv3 session ID, ESP SPI, WireGuard receiver index
+	Control bool   // L2TP control message (L2TPv3 session ID 0 or T bit; L2TPv2 T bit): no inner level
+	GREProt uint16 // GRE protocol type (0x0800, 0x86dd, 0x6558 TEB, 0x88be/0x22eb ERSPAN, 0x880b PPP, 0x8909 Cisco metadata ...), or GENEVE protocol type
+	// ID is the VNI (VXLAN, GENEVE), GRE key (for PPTP enhanced GRE version
+	// 1: payload length<<16 | call ID), L2TPv3 session ID (0 for control),
+	// L2TPv2 tunnel ID, ESP SPI or WireGuard receiver index.
+	ID      uint32
 	Seq     uint32 // GRE or ESP sequence number
+	Session uint32 // ERSPAN session ID (10 bits), PPTP call ID, L2TPv2 session ID
 	Counter uint64 // WireGuard transport counter
 }
 
 // IP is one network-layer header (IPv4 or IPv6).
 type IP struct {
-	Version   uint8 // 4 or 6; 0 means absent
-	Proto     uint8 // next protocol after extension headers (6 TCP, 17 UDP, ...)
-	TTL       uint8 // TTL or hop limit
-	TOS       uint8 // DSCP<<2 | ECN (IPv4 TOS, IPv6 traffic class)
-	HeaderLen uint16
-	TotalLen  uint16 // IPv4 total length, or IPv6 payload length + 40
+	Version   uint8  // 4 or 6; 0 means absent
+	Proto     uint8  // next protocol after extension headers (6 TCP, 17 UDP, ...)
+	TTL       uint8  // TTL or hop limit
+	TOS       uint8  // DSCP<<2 | ECN (IPv4 TOS, IPv6 traffic class)
+	HeaderLen uint16 // IPv4 header with options (and AH), or 40 + IPv6 extension headers
+	TotalLen  uint16 // IPv4 total length, or IPv6 payload length + 40 (capped at 65535)
 	ID        uint32 // IPv4 identification, or IPv6 fragment identification
 	FlowLabel uint32
 	// Fragment fields: FragOffset is in bytes.
@@ -145,7 +154,10 @@ type Transport struct {
 	MTU                uint32 // next-hop MTU of frag-needed / packet-too-big
 	Quoted             Quoted
 	// PayloadLen is the transport payload length from the headers (may exceed
-	// what was captured); Payload is the captured part.
+	// what was captured); Payload is the captured part, without link padding.
+	// For a protocol the decoder has no transport for (Proto 0: GRE, ESP,
+	// IP-in-IP, L2TPv3, OSPF, ...) and for non-first fragments they cover
+	// the whole IP payload, so PayloadHash also works for encrypted tunnels.
 	PayloadLen int
 	Payload    []byte
 }
@@ -188,9 +200,13 @@ type WireGuard struct {
 	Counter  uint64
 }
 
-// ARP is an ARP packet (Ethernet/IPv4).
+// ARP is an ARP packet (Ethernet/IPv4). The decoder records ARP wherever it
+// finds it: on the link itself (Level 0) or inside a tunnel that carries
+// Ethernet (VXLAN, GENEVE, GRE TEB/ERSPAN, L2TPv3), where Level is the number
+// of enclosing IP levels.
 type ARP struct {
 	Valid     bool
+	Level     uint8  // enclosing IP levels: 0 on the link, n inside the tunnel carried by Levels[n-1]
 	Op        uint16 // 1 request, 2 reply
 	SenderMAC [6]byte
 	TargetMAC [6]byte
@@ -206,20 +222,28 @@ type Reason uint8
 
 // Reasons a frame is not fully decoded. ReasonNone means decoded.
 const (
-	ReasonNone             Reason = iota
-	ReasonUnknownLinkType         // link type not supported
-	ReasonTruncatedLink           // frame shorter than its link header
-	ReasonUnknownEtherType        // not IP/ARP/VLAN/PPPoE/MPLS
-	ReasonTruncatedIP             // shorter than the IP header it announces
-	ReasonBadIPHeader             // bad version or header length
-	ReasonTruncatedL4             // shorter than its transport header
-	ReasonTruncatedTunnel         // tunnel header cut short
-	ReasonTooDeep                 // more tunnel levels than MaxLevels
+	ReasonNone                 Reason = iota
+	ReasonUnknownLinkType             // link type not supported
+	ReasonTruncatedLink               // frame shorter than its link header
+	ReasonUnknownEtherType            // not IP/ARP/VLAN/PPPoE/MPLS
+	ReasonTruncatedIP                 // shorter than the IP header it announces
+	ReasonBadIPHeader                 // bad version or header length
+	ReasonTruncatedL4                 // shorter than its transport header
+	ReasonTruncatedTunnel             // tunnel, IKE or WireGuard header cut short
+	ReasonTooDeep                     // more tunnel levels than MaxLevels (or absurd nesting of link headers)
+	ReasonLLC                         // IEEE 802.3 length-field frame (LLC/SNAP: STP, CDP, ...), not IP
+	ReasonUnknownPPP                  // PPP protocol other than IPv4/IPv6/MPLS (LCP, IPCP, ...)
+	ReasonUnknownTunnelPayload        // tunnel payload type not decoded (GRE/GENEVE protocol, MPLS payload, L2TPv3 pseudowire)
+	ReasonBadTunnelHeader             // unsupported version or malformed tunnel/IKE header
+	ReasonBadTransportHeader          // TCP data offset < 20 or UDP length < 8
+	ReasonBadARP                      // ARP not Ethernet/IPv4, or cut short
 	numReasons
 )
 
 var reasonNames = [...]string{"", "unknown-link-type", "truncated-link-header", "unknown-ethertype",
-	"truncated-ip", "bad-ip-header", "truncated-transport", "truncated-tunnel", "too-many-tunnel-levels"}
+	"truncated-ip", "bad-ip-header", "truncated-transport", "truncated-tunnel", "too-many-tunnel-levels",
+	"llc-frame", "unknown-ppp-protocol", "unknown-tunnel-payload", "bad-tunnel-header",
+	"bad-transport-header", "bad-arp"}
 
 // String returns the reason's report name.
 func (r Reason) String() string {
@@ -243,17 +267,18 @@ type Record struct {
 	Iface    int    // pcapng interface ID
 	Time     int64  // capture time, Unix nanoseconds
 	Link     LinkType
-	CapLen   int // bytes captured
-	WireLen  int // bytes on the wire
-	EthType  uint16
+	CapLen   int    // bytes captured
+	WireLen  int    // bytes on the wire
+	EthType  uint16 // outermost ethertype after VLAN tags (SLL protocol); 0x0800/0x86dd on links without one
 	SrcMAC   [6]byte
 	DstMAC   [6]byte
 	VLANs    [2]uint16 // 802.1Q / QinQ IDs, outermost first
 	NumVLANs uint8
 
+	// Levels[:NumLevels] are valid; the decoder keeps the others zero.
 	Levels    [MaxLevels]Level
-	NumLevels uint8 // IP levels decoded; 0 for non-IP frames
-	Tunnels   [MaxLevels]Tunnel
+	NumLevels uint8             // IP levels decoded; 0 for non-IP frames
+	Tunnels   [MaxLevels]Tunnel // Tunnels[:NumTunnel] are valid, outermost first
 	NumTunnel uint8
 
 	ARP       ARP
