@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"slices"
 
@@ -25,11 +24,7 @@ const bufSize = 1 << 20
 func Open(path string) (Source, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, &Error{File: path, Offset: -1, Err: fmt.Errorf("cannot open: %w", err)}
+		return nil, &Error{File: path, Offset: -1, Err: fmt.Errorf("cannot open: %w", unwrapPath(err))}
 	}
 	st, err := f.Stat()
 	if err != nil {
