@@ -13,7 +13,8 @@ type Decoder struct {
 	// Counts per Reason of frames not fully decoded (index 0: fully decoded).
 	Reasons [NumReasons]uint64
 
-	steps int // link-layer dispatches in the current frame
+	steps int       // link-layer dispatches in the current frame
+	wg    wgIndexes // recent WireGuard session indexes
 }
 
 // Decode fills rec from one frame of the given link type. It resets every

@@ -80,6 +80,7 @@ type Tunnel struct {
 	Level   uint8  // index of the carrying level
 	HasKey  bool   // GRE key present
 	HasSeq  bool   // GRE sequence present
+	Version uint8  // GRE version: 0, or 1 for PPTP enhanced GRE
 	Control bool   // L2TP control message (L2TPv3 session ID 0 or T bit; L2TPv2 T bit): no inner level
 	GREProt uint16 // GRE protocol type (0x0800, 0x86dd, 0x6558 TEB, 0x88be/0x22eb ERSPAN, 0x880b PPP, 0x8909 Cisco metadata ...), or GENEVE protocol type
 	// ID is the VNI (VXLAN, GENEVE), GRE key (for PPTP enhanced GRE version

@@ -109,7 +109,7 @@ func (d *Decoder) udp(t *Transport, b []byte, r *Record) Reason {
 	case sp == portL2TP || dp == portL2TP:
 		return d.l2tpUDP(p, r)
 	}
-	return wireguard(p, ulen-8, r)
+	return d.wireguard(p, sp, dp, ulen-8, r)
 }
 
 // icmp decodes an ICMP or ICMPv6 header: echo identifiers, the MTU of

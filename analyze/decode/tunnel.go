@@ -98,6 +98,7 @@ func (d *Decoder) gre(p []byte, r *Record) Reason {
 			}
 		}
 	case 1: // enhanced GRE (PPTP): key is payload length and call ID
+		t.Version = 1
 		if flags&greKey == 0 || prot != etherPPP {
 			return ReasonBadTunnelHeader
 		}

@@ -61,10 +61,51 @@ const (
 	wgMinDataLen  = 32 // header 16 + empty payload's 16-byte tag (keepalive)
 )
 
+// portWireGuard is WireGuard's customary port.
+const portWireGuard = 51820
+
+// wgKnownIndexes is how many recent WireGuard session indexes a Decoder
+// remembers for recognising full-MTU transport messages.
+const wgKnownIndexes = 32
+
+// wgIndexes is a small ring of WireGuard session indexes seen recently.
+type wgIndexes struct {
+	idx [wgKnownIndexes]uint32
+	n   int // filled entries
+	pos int // next slot to overwrite
+}
+
+func (w *wgIndexes) add(i uint32) {
+	if w.has(i) {
+		return
+	}
+	w.idx[w.pos] = i
+	w.pos = (w.pos + 1) % wgKnownIndexes
+	if w.n < wgKnownIndexes {
+		w.n++
+	}
+}
+
+func (w *wgIndexes) has(i uint32) bool {
+	for _, v := range w.idx[:w.n] {
+		if v == i {
+			return true
+		}
+	}
+	return false
+}
+
 // wireguard recognises a WireGuard message on any UDP port by its type byte,
 // three reserved zero bytes and the exact length of its type; ulen is the
 // UDP payload length from the UDP header. Anything else is left alone.
-func wireguard(p []byte, ulen int, r *Record) Reason {
+//
+// Transport data is 16 bytes of header plus the encrypted packet padded to a
+// multiple of 16 plus a 16-byte tag, except that WireGuard never pads beyond
+// the tunnel MTU: a full-size packet (1420 bytes inside a 1420 MTU) breaks
+// the multiple-of-16 rule. Such a message is accepted on port 51820, or when
+// its receiver index was seen recently in a handshake or an aligned
+// transport message.
+func (d *Decoder) wireguard(p []byte, sp, dp uint16, ulen int, r *Record) Reason {
 	if len(p) < 4 || p[1]|p[2]|p[3] != 0 {
 		return ReasonNone
 	}
@@ -83,7 +124,11 @@ func wireguard(p []byte, ulen int, r *Record) Reason {
 			return ReasonNone
 		}
 	case WGTransportData:
-		if ulen < wgMinDataLen || (ulen-16)%16 != 0 {
+		if ulen < wgMinDataLen {
+			return ReasonNone
+		}
+		if (ulen-16)%16 != 0 && sp != portWireGuard && dp != portWireGuard &&
+			(len(p) < 8 || !d.wg.has(le32(p[4:]))) {
 			return ReasonNone
 		}
 	default:
@@ -97,12 +142,15 @@ func wireguard(p []byte, ulen int, r *Record) Reason {
 			return ReasonTruncatedTunnel
 		}
 		w.Sender = le32(p[4:])
+		d.wg.add(w.Sender)
 	case WGHandshakeResponse:
 		if len(p) < 12 {
 			return ReasonTruncatedTunnel
 		}
 		w.Sender = le32(p[4:])
 		w.Receiver = le32(p[8:])
+		d.wg.add(w.Sender)
+		d.wg.add(w.Receiver)
 	case WGCookieReply:
 		if len(p) < 8 {
 			return ReasonTruncatedTunnel
@@ -120,6 +168,9 @@ func wireguard(p []byte, ulen int, r *Record) Reason {
 		w.Counter = le64(p[8:])
 		t.ID = w.Receiver
 		t.Counter = w.Counter
+		if (ulen-16)%16 == 0 {
+			d.wg.add(w.Receiver)
+		}
 	}
 	return ReasonNone
 }
