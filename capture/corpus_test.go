@@ -90,6 +90,7 @@ type tsharkFrame struct {
 	capLen   int
 	linkType uint16
 	offset   int64
+	section  int
 }
 
 // wtapToLinkType maps Wireshark's WTAP_ENCAP numbers (frame.encap_type) to
@@ -110,7 +111,7 @@ func runTshark(t testing.TB, p string) []tsharkFrame {
 	}
 	cmd := exec.Command("tshark", "-o", "frame.show_file_off:TRUE", "-r", p, "-T", "fields",
 		"-e", "frame.number", "-e", "frame.time_epoch", "-e", "frame.interface_id",
-		"-e", "frame.len", "-e", "frame.cap_len", "-e", "frame.encap_type", "-e", "frame.file_off")
+		"-e", "frame.len", "-e", "frame.cap_len", "-e", "frame.encap_type", "-e", "frame.file_off", "-e", "frame.section_number")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -120,8 +121,13 @@ func runTshark(t testing.TB, p string) []tsharkFrame {
 	var frames []tsharkFrame
 	for line := range strings.Lines(string(out)) {
 		f := strings.Split(strings.TrimRight(line, "\n"), "\t")
-		if len(f) != 7 {
-			t.Fatalf("tshark line %q: want 7 fields", line)
+		if len(f) != 8 {
+			t.Fatalf("tshark line %q: want 8 fields", line)
+		}
+		if f[5] == "" {
+			// A numbered record that is not a packet (a pcapng custom
+			// block, say): it takes a frame number, the reader skips it.
+			continue
 		}
 		var tf tsharkFrame
 		tf.number = mustUint(t, f[0])
@@ -138,6 +144,10 @@ func runTshark(t testing.TB, p string) []tsharkFrame {
 		}
 		tf.linkType = lt
 		tf.offset = int64(mustUint(t, f[6]))
+		tf.section = 1 // pcap has no sections
+		if f[7] != "" {
+			tf.section = int(mustUint(t, f[7]))
+		}
 		frames = append(frames, tf)
 	}
 	return frames
@@ -152,9 +162,13 @@ func mustUint(t testing.TB, s string) uint64 {
 	return v
 }
 
-// parseEpoch parses "seconds.fraction" exactly into Unix nanoseconds.
+// parseEpoch parses "seconds.fraction" exactly into Unix nanoseconds; a
+// frame without a time (a Simple Packet Block) is 0.
 func parseEpoch(t testing.TB, s string) int64 {
 	t.Helper()
+	if s == "" {
+		return 0
+	}
 	sec, frac, _ := strings.Cut(s, ".")
 	frac = (frac + "000000000")[:9]
 	return int64(mustUint(t, sec))*1e9 + int64(mustUint(t, frac))
@@ -189,8 +203,10 @@ func readAll(t testing.TB, src Source) ([]ourFrame, error) {
 
 // compareWithTshark asserts that frames equal tshark's, frame by frame.
 // Offsets are compared only when withOffsets (tshark reports compressed
-// file offsets for .gz).
-func compareWithTshark(t *testing.T, name string, got []ourFrame, want []tsharkFrame, withOffsets bool) {
+// file offsets for .gz). tshark numbers interfaces per section, the reader
+// across sections: bases[s-1] is the index of section s's interface 0 (nil:
+// a single section).
+func compareWithTshark(t *testing.T, name string, got []ourFrame, want []tsharkFrame, withOffsets bool, bases ...int) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d frames, tshark reads %d", name, len(got), len(want))
@@ -198,6 +214,9 @@ func compareWithTshark(t *testing.T, name string, got []ourFrame, want []tsharkF
 	var wireSum, capSum, tWire, tCap int
 	for i, g := range got {
 		w := want[i]
+		if w.section > 1 {
+			w.iface += bases[w.section-1]
+		}
 		if g.number != w.number || g.time != w.time || g.iface != w.iface || g.wire != w.wire ||
 			g.capLen != w.capLen || g.linkType != w.linkType || (withOffsets && g.offset != w.offset) {
 			t.Fatalf("%s frame %d:\n got  %+v\n tshark %+v", name, i+1, g, w)

@@ -69,6 +69,18 @@ func ngServed(typ uint32) bool {
 	return false
 }
 
+// ngNumbered reports whether Wireshark (4.0) numbers blocks of this type
+// as records although they are not packets: custom blocks, systemd journal
+// export blocks and sysdig events. They are skipped, but they take a frame
+// number so that Frame.Number stays Wireshark's frame number.
+func ngNumbered(typ uint32) bool {
+	switch typ {
+	case 0x00000bad, 0x40000bad, 0x00000009, 0x00000204, 0x00000216, 0x00000221:
+		return true
+	}
+	return false
+}
+
 // loadNg loads the next block pcapgo needs, checking and skipping the others.
 func (fr *framer) loadNg() error {
 	for {
@@ -105,6 +117,9 @@ func (fr *framer) loadNg() error {
 			if err := fr.skipLarge(typ, blen); err != nil {
 				return err
 			}
+			if ngNumbered(typ) {
+				fr.src.n++
+			}
 			continue
 		}
 		if blen > bufSize {
@@ -120,6 +135,9 @@ func (fr *framer) loadNg() error {
 		fr.next = fr.off + int64(blen)
 		if !ngServed(typ) {
 			fr.br.Discard(int(blen)) // peeked
+			if ngNumbered(typ) {
+				fr.src.n++
+			}
 			continue
 		}
 		if err := fr.checkNg(typ, b); err != nil {
