@@ -110,14 +110,14 @@ func (fr *framer) patchUint(at, n int, v uint32) {
 
 // damage returns a *Error at the current record.
 func (fr *framer) damage(format string, args ...any) error {
-	return &Error{File: fr.src.name, Frame: fr.src.n + 1, Offset: fr.off, Err: fmt.Errorf(format, args...)}
+	return &Error{File: fr.src.name, Frame: fr.src.frameNo(), Offset: fr.off, Err: fmt.Errorf(format, args...)}
 }
 
 // short explains why Peek returned fewer than need bytes for what.
 func (fr *framer) short(got []byte, err error, need int, what string) error {
 	switch {
 	case fr.gz && err != io.EOF:
-		return &Error{File: fr.src.name, Frame: fr.src.n + 1, Offset: fr.off + int64(len(got)), Err: gzipError(err)}
+		return &Error{File: fr.src.name, Frame: fr.src.frameNo(), Offset: fr.off, Err: gzipError(err)}
 	case errors.Is(err, bufio.ErrBufferFull):
 		return fr.damage("%s needs %d bytes, more than the supported maximum %d", what, need, bufSize)
 	case err != io.EOF:

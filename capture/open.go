@@ -75,8 +75,18 @@ type fileSource struct {
 	ng     *pcapgo.NgReader
 	ifaces []Interface
 
-	n   uint64 // frames returned so far
-	err error  // sticky: io.EOF or *Error
+	n      uint64 // frames returned so far (and numbered non-packet records)
+	err    error  // sticky: io.EOF or *Error
+	opened bool   // the file header has been read
+}
+
+// frameNo is the frame number for an error found now: 0 while reading the
+// file header, else the frame being read.
+func (s *fileSource) frameNo() uint64 {
+	if !s.opened {
+		return 0
+	}
+	return s.n + 1
 }
 
 func newSource(name string, r io.Reader, size int64) (*fileSource, error) {
@@ -140,6 +150,7 @@ func newSource(name string, r io.Reader, size int64) (*fileSource, error) {
 	if err != nil {
 		return nil, s.wrap(err)
 	}
+	s.opened = true
 	return s, nil
 }
 
@@ -170,7 +181,7 @@ func (s *fileSource) wrap(err error) error {
 		s.err = io.EOF
 	default:
 		// pcapgo rejected a record the framer let through.
-		s.err = &Error{File: s.name, Frame: s.n + 1, Offset: s.fr.off, Err: fmt.Errorf("%s: %w", s.format, err)}
+		s.err = &Error{File: s.name, Frame: s.frameNo(), Offset: s.fr.off, Err: fmt.Errorf("%s: %w", s.format, err)}
 	}
 	return s.err
 }
