@@ -28,7 +28,8 @@ type Summary struct {
 	outerV, innerV [2]counter // IPv4, IPv6
 	tunnels        [decode.NumTunnelKinds]counter
 	tunnelIDs      [decode.NumTunnelKinds]map[uint32]*tunnelID
-	ike            map[ikeKey]uint64
+	ike            map[ikeKey]*counter
+	innerARP       counter
 	wg             [5]counter
 	flows          *FlowTable
 }
@@ -46,7 +47,7 @@ type ikeKey struct{ version, exchange uint8 }
 
 // NewSummary returns an empty summary analyzer.
 func NewSummary() *Summary {
-	s := &Summary{flows: NewFlowTable(DefaultFlowLimit), ike: map[ikeKey]uint64{}}
+	s := &Summary{flows: NewFlowTable(DefaultFlowLimit), ike: map[ikeKey]*counter{}}
 	for i := range s.tunnelIDs {
 		s.tunnelIDs[i] = map[uint32]*tunnelID{}
 	}
@@ -67,6 +68,9 @@ func (s *Summary) Packet(rec *decode.Record) {
 	}
 	s.packets++
 	s.bytes += uint64(n)
+	if rec.ARP.Valid && rec.NumTunnel > 0 {
+		s.innerARP.add(n)
+	}
 	if rec.NumLevels == 0 {
 		switch {
 		case rec.ARP.Valid:
@@ -92,7 +96,13 @@ func (s *Summary) Packet(rec *decode.Record) {
 		s.addTunnelID(t, n)
 	}
 	if rec.IKE.Valid {
-		s.ike[ikeKey{rec.IKE.Version, rec.IKE.Exchange}]++
+		k := ikeKey{rec.IKE.Version, rec.IKE.Exchange}
+		c := s.ike[k]
+		if c == nil {
+			c = &counter{}
+			s.ike[k] = c
+		}
+		c.add(n)
 	}
 	if wt := rec.WireGuard.Type; wt > 0 && int(wt) < len(s.wg) {
 		s.wg[wt].add(n)
@@ -210,6 +220,7 @@ func (s *Summary) Data(inputs []InputInfo) SummaryData {
 	for p := range s.inner {
 		add("inner", ProtoName(uint8(p)), s.inner[p])
 	}
+	add("inner", "arp", s.innerARP)
 	keys := make([]ikeKey, 0, len(s.ike))
 	for k := range s.ike {
 		keys = append(keys, k)
@@ -221,7 +232,7 @@ func (s *Summary) Data(inputs []InputInfo) SummaryData {
 		return keys[i].exchange < keys[j].exchange
 	})
 	for _, k := range keys {
-		add("vpn", fmt.Sprintf("ikev%d %s", k.version, IKEExchangeName(k.version, k.exchange)), counter{packets: s.ike[k]})
+		add("vpn", fmt.Sprintf("ikev%d %s", k.version, IKEExchangeName(k.version, k.exchange)), *s.ike[k])
 	}
 	for t, name := range []string{"", "wireguard handshake-initiation", "wireguard handshake-response", "wireguard cookie-reply", "wireguard transport-data"} {
 		add("vpn", name, s.wg[t])
@@ -275,7 +286,7 @@ func (s *Summary) Finish(r *report.Report, inputs []InputInfo) {
 		r.Title = fmt.Sprintf("%s packets, %s bytes in %d input(s) over %s", report.FormatCell(d.Packets),
 			report.FormatCell(d.Bytes), len(inputs), time.Duration(d.Duration*float64(time.Second)).Round(time.Millisecond))
 	}
-	pt := report.Table{Name: "protocols", Title: "Protocols (outer headers, and inner headers of tunnelled packets)",
+	pt := report.Table{Name: "protocols", Title: "Protocols (inner: carried by a tunnel)",
 		Columns: []string{"layer", "protocol", "packets", "bytes", "% of packets"}}
 	for _, p := range d.Protocols {
 		pt.Rows = append(pt.Rows, []any{p.Layer, p.Protocol, p.Packets, p.Bytes, percent(p.Packets, d.Packets)})
@@ -283,7 +294,7 @@ func (s *Summary) Finish(r *report.Report, inputs []InputInfo) {
 	r.AddTable(pt)
 	tt := report.Table{Name: "tunnels", Title: "Tunnels", Columns: []string{"tunnel", "id", "packets", "bytes", "sequence range"}}
 	for _, t := range d.Tunnels {
-		id, seq := "all", ""
+		id, seq := "(all)", ""
 		if t.ID != nil {
 			id = tunnelIDText(t.Kind, *t.ID)
 		}
