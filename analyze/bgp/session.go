@@ -38,7 +38,8 @@ type FrameID struct {
 type Event struct {
 	Time   int64
 	At     FrameID
-	Kind   string // connect, open, established, notification, reset, close, hold-expired, malformed, gap
+	Kind   string // connect, open, established, notification, down, failed, hold-expired, malformed, gap
+	Cause  string // for down and failed: notification, reset, close or hold-expired
 	From   netip.Addr
 	Detail string
 }
@@ -172,6 +173,9 @@ type Tracker struct {
 	// End is the capture time of the last frame seen by the owner, for
 	// inferring silent hold-timer expiry at the end.
 	End int64
+	// OnMessage, when set, sees every reassembled message (m is nil when
+	// err is set). raw is reused after the call.
+	OnMessage func(p *Pair, from netip.Addr, raw *RawMessage, m *Message, err error)
 }
 
 // NewTracker returns an empty tracker.
@@ -297,6 +301,13 @@ func (c *conn) message(dir int, raw *RawMessage) {
 		p.Messages[raw.Data[18]]++
 	}
 	c.lastMsg[dir] = raw.Time
+	if c.t.OnMessage != nil {
+		if err != nil {
+			c.t.OnMessage(p, from, raw, nil, err)
+		} else {
+			c.t.OnMessage(p, from, raw, &m, nil)
+		}
+	}
 	if err != nil {
 		fr := c.frames(raw)
 		p.Malformed = append(p.Malformed, Malformed{From: from, Frames: fr, Err: err.Error()})
@@ -415,7 +426,7 @@ func (c *conn) down(s *Segment, kind, why string) {
 		}
 		p.Downs++
 		p.DownTimes = append(p.DownTimes, s.Time)
-		p.event(Event{Time: s.Time, At: at, Kind: kind, From: s.Src.Addr(), Detail: "session down: " + why})
+		p.event(Event{Time: s.Time, At: at, Kind: "down", Cause: kind, From: s.Src.Addr(), Detail: "session down: " + why})
 		// Routes learned over the session are gone with it.
 		for _, sp := range p.Speakers {
 			for _, r := range sp.Routes {
@@ -427,7 +438,7 @@ func (c *conn) down(s *Segment, kind, why string) {
 		}
 	default:
 		p.Failed++
-		p.event(Event{Time: s.Time, At: at, Kind: kind, From: s.Src.Addr(), Detail: "connection ended before Established: " + why})
+		p.event(Event{Time: s.Time, At: at, Kind: "failed", Cause: kind, From: s.Src.Addr(), Detail: "connection ended before Established: " + why})
 	}
 	c.state = stateClosed
 }
