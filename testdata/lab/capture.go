@@ -21,11 +21,12 @@ type Capture struct {
 	Ifaces []string
 	File   string
 
-	proc  *Proc
-	mu    sync.Mutex
-	done  bool
-	err   error
-	stats CaptureStats
+	proc   *Proc
+	settle time.Duration
+	mu     sync.Mutex
+	done   bool
+	err    error
+	stats  CaptureStats
 }
 
 // CaptureStats are the numbers a capture reports once stopped.
@@ -58,7 +59,9 @@ func (t *Topology) CaptureNG(ctx context.Context, host string, ifaces []string, 
 			argv = append(argv, "-f", filter)
 		}
 	}
-	return t.startCapture(ctx, host, ifaces, file, argv, "Capturing on")
+	// dumpcap prints "File: NAME" once it has opened every interface, set
+	// the filters and created the output file.
+	return t.startCapture(ctx, host, ifaces, file, argv, "File: ")
 }
 
 func (t *Topology) startCapture(ctx context.Context, host string, ifaces []string, file string, argv []string, ready string) (*Capture, error) {
@@ -66,16 +69,15 @@ func (t *Topology) startCapture(ctx context.Context, host string, ifaces []strin
 	if err != nil {
 		return nil, fmt.Errorf("capture on %s: %w", host, err)
 	}
-	c := &Capture{Host: host, Ifaces: ifaces, File: file, proc: p}
+	c := &Capture{Host: host, Ifaces: ifaces, File: file, proc: p, settle: 150 * time.Millisecond}
+	if argv[0] == "dumpcap" {
+		c.settle = 600 * time.Millisecond // no immediate mode: allow for its buffer timeout
+	}
 	wctx, cancel := context.WithTimeout(ctx, captureStartTimeout)
 	defer cancel()
 	if err := p.WaitFor(wctx, ready); err != nil {
 		_ = p.Stop()
 		return nil, fmt.Errorf("capture on %s:%s: %w", host, strings.Join(ifaces, ","), err)
-	}
-	if argv[0] == "dumpcap" {
-		// dumpcap prints its banner just before its capture loop starts.
-		time.Sleep(200 * time.Millisecond)
 	}
 	t.mu.Lock()
 	t.caps = append(t.caps, c)
@@ -83,11 +85,8 @@ func (t *Topology) startCapture(ctx context.Context, host string, ifaces []strin
 	return c, nil
 }
 
-// settle is how long Stop waits before signalling, so packets that are on
-// their way through the namespaces reach the capture.
-const settle = 150 * time.Millisecond
-
-// Stop ends the capture cleanly (SIGINT, then wait), then reads the file back
+// Stop waits briefly for packets still in flight, ends the capture cleanly
+// (SIGINT, then wait), then reads the file back
 // and checks that it parses and holds as many frames as the tool said it
 // wrote. Calling Stop again returns the first result.
 func (c *Capture) Stop() error { return c.stop(true) }
@@ -103,7 +102,7 @@ func (c *Capture) stop(wait bool) error {
 	}
 	c.done = true
 	if wait {
-		time.Sleep(settle)
+		time.Sleep(c.settle)
 	}
 	c.err = c.finish()
 	return c.err

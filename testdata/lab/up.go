@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -111,7 +112,7 @@ func (t *Topology) Up(ctx context.Context) (err error) {
 		}
 	}()
 	for _, step := range []func(context.Context) error{
-		t.upHosts, t.upBridges, t.upLinks, t.upVXLANs, t.upIfaces, t.upRoutes, t.upNFT, t.upExecs,
+		t.upHosts, t.upBridges, t.upLinks, t.upVXLANs, t.upIfaces, t.waitLinks, t.upRoutes, t.upNFT, t.upExecs,
 	} {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -275,6 +276,53 @@ func (t *Topology) upIfaces(ctx context.Context) error {
 			}
 			if err := t.ip(ctx, h.Name, "link", "set", name, "up"); err != nil {
 				return err
+			}
+		}
+	}
+	return nil
+}
+
+// linkWait bounds how long Up waits for carriers and qdiscs.
+const linkWait = 15 * time.Second
+
+var linkLineRe = regexp.MustCompile(`^\d+: ([^:@]+)[@:].* qdisc (\S+) .*state (\S+)`)
+
+// waitLinks waits until every veth and vxlan interface is operationally up
+// with its qdisc attached. The kernel does that asynchronously (linkwatch)
+// up to a second after "ip link set up"; until then the interface drops
+// everything, first ARP requests included.
+func (t *Topology) waitLinks(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, linkWait)
+	defer cancel()
+	for _, h := range t.Hosts {
+		want := map[string]bool{}
+		for name, ifc := range h.ifaces {
+			if ifc.Kind == "veth" || ifc.Kind == "vxlan" {
+				want[name] = true
+			}
+		}
+		for len(want) > 0 {
+			out, err := run(ctx, "ip", "-n", h.ns, "-o", "link", "show")
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				m := linkLineRe.FindStringSubmatch(line)
+				if m != nil && m[2] != "noop" && (m[3] == "UP" || m[3] == "UNKNOWN") {
+					delete(want, m[1])
+				}
+			}
+			if len(want) == 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				var names []string
+				for n := range want {
+					names = append(names, n)
+				}
+				return fmt.Errorf("%s: interfaces %v not up after %v", h.Name, names, linkWait)
+			case <-time.After(20 * time.Millisecond):
 			}
 		}
 	}

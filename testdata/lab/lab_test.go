@@ -1,0 +1,319 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+const natTopo = `
+host client
+host gw forward
+host server
+link client:eth0=198.18.1.2/24 gw:eth0=198.18.1.1/24
+link gw:eth1=198.18.2.1/24 server:eth0=198.18.2.10/24
+route client default via 198.18.1.1
+nat gw masquerade oif eth1 ports 20000-20099
+`
+
+// TestNAT sends 20 UDP requests from 20 fresh source ports through a
+// masquerading gateway with the port range 20000-20099 and checks, on gw's
+// outside capture, the source address and every source port, and the
+// mappings in gw's conntrack table.
+func TestNAT(t *testing.T) {
+	Require(t, "conntrack")
+	topo := New(t, natTopo)
+	sink := startSink(t, topo, "server", "udp-sink", "-listen", "198.18.2.10:9000", "-count", "20", "-duration", "30s")
+	in := capture(t, topo, "gw", "eth0", "udp port 9000")
+	out := capture(t, topo, "gw", "eth1", "udp port 9000")
+	var sent struct{ Sent int }
+	toolJSON(t, topo, "client", &sent, "udp-send", "-to", "198.18.2.10:9000", "-count", "20", "-fresh", "-rate", "200")
+	var got struct{ Received, Distinct int }
+	procJSON(t, sink, &got)
+	stop(t, in)
+	stop(t, out)
+	if sent.Sent != 20 || got.Received != 20 || got.Distinct != 20 {
+		t.Fatalf("sent %d, server received %d (%d distinct), want 20/20/20", sent.Sent, got.Received, got.Distinct)
+	}
+
+	inside := readPackets(t, in.File)
+	outside := readPackets(t, out.File)
+	if len(inside) != 20 || len(outside) != 20 {
+		t.Fatalf("captured %d inside and %d outside, want 20 each", len(inside), len(outside))
+	}
+	origPorts := map[uint16]bool{}
+	for _, p := range inside {
+		if p.src.String() != "198.18.1.2" || (p.sport >= 20000 && p.sport <= 20099) {
+			t.Errorf("inside frame %d: %s:%d, want 198.18.1.2 from an ephemeral port", p.n, p.src, p.sport)
+		}
+		origPorts[p.sport] = true
+	}
+	natPorts := map[uint16]bool{}
+	for _, p := range outside {
+		if p.src.String() != "198.18.2.1" {
+			t.Errorf("outside frame %d: source %s, want the NAT address 198.18.2.1", p.n, p.src)
+		}
+		if p.sport < 20000 || p.sport > 20099 {
+			t.Errorf("outside frame %d: source port %d outside 20000-20099", p.n, p.sport)
+		}
+		natPorts[p.sport] = true
+	}
+	if len(origPorts) != 20 || len(natPorts) != 20 {
+		t.Errorf("distinct source ports: %d inside, %d outside, want 20 each", len(origPorts), len(natPorts))
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ct, err := topo.Exec(ctx, "gw", "conntrack", "-L", "-p", "udp", "--orig-port-dst", "9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`src=198\.18\.1\.2 dst=198\.18\.2\.10 sport=(\d+) dport=9000 .*src=198\.18\.2\.10 dst=198\.18\.2\.1 sport=9000 dport=(\d+)`)
+	mapped := 0
+	for _, line := range strings.Split(string(ct), "\n") {
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		orig, _ := strconv.Atoi(m[1])
+		nat, _ := strconv.Atoi(m[2])
+		if !origPorts[uint16(orig)] || !natPorts[uint16(nat)] {
+			t.Errorf("conntrack mapping %d -> %d not seen in the captures", orig, nat)
+		}
+		mapped++
+	}
+	if mapped != 20 {
+		t.Errorf("conntrack shows %d NAT mappings, want 20:\n%s", mapped, ct)
+	}
+}
+
+// lossTopo has a switch namespace "wire" between two routers; it drops 30%
+// of UDP to port 5000 crossing from r1 to r2, and nothing else.
+const lossTopo = `
+host a
+host r1 forward
+switch wire
+host r2 forward
+host b
+link a:eth0=198.18.1.2/24 r1:eth0=198.18.1.1/24
+link r1:eth1=198.18.2.1/24 wire:p1
+link r2:eth1=198.18.2.2/24 wire:p2
+link r2:eth0=198.18.3.1/24 b:eth0=198.18.3.2/24
+route a default via 198.18.1.1
+route b default via 198.18.3.1
+route r1 198.18.3.0/24 via 198.18.2.2
+route r2 198.18.1.0/24 via 198.18.2.1
+loss wire forward iif p1 udp dport 5000 30%
+`
+
+// TestLoss sends 2000 datagrams of the lossy class and 500 of another class
+// across the wire and checks, from captures on both routers, that 30% +/- 5
+// points of the first class and none of the second were lost, and that the
+// nftables counter agrees.
+func TestLoss(t *testing.T) {
+	topo := New(t, lossTopo)
+	sink := startSink(t, topo, "b", "udp-sink", "-listen", "198.18.3.2:5000", "-duration", "60s", "-idle", "2s")
+	ctl := startSink(t, topo, "b", "udp-sink", "-listen", "198.18.3.2:5001", "-duration", "60s", "-idle", "2s")
+	before := capture(t, topo, "r1", "eth1", "udp and (port 5000 or port 5001)")
+	after := capture(t, topo, "r2", "eth1", "udp and (port 5000 or port 5001)")
+	var s1, s2 struct{ Sent int }
+	toolJSON(t, topo, "a", &s1, "udp-send", "-to", "198.18.3.2:5000", "-count", "2000", "-rate", "4000", "-size", "100")
+	toolJSON(t, topo, "a", &s2, "udp-send", "-to", "198.18.3.2:5001", "-count", "500", "-rate", "4000", "-size", "100")
+	var got, gotCtl struct{ Received, Distinct int }
+	procJSON(t, sink, &got)
+	procJSON(t, ctl, &gotCtl)
+	stop(t, before)
+	stop(t, after)
+	if s1.Sent != 2000 || s2.Sent != 500 {
+		t.Fatalf("sent %d and %d, want 2000 and 500", s1.Sent, s2.Sent)
+	}
+	count := func(file string) map[uint16]int {
+		m := map[uint16]int{}
+		for _, p := range readPackets(t, file) {
+			m[p.dport]++
+		}
+		return m
+	}
+	b, a := count(before.File), count(after.File)
+	if b[5000] != 2000 || b[5001] != 500 {
+		t.Fatalf("before the wire: %d to 5000 and %d to 5001, want 2000 and 500", b[5000], b[5001])
+	}
+	lossPct := 100 * float64(b[5000]-a[5000]) / float64(b[5000])
+	sd := 100 * math.Sqrt(0.3*0.7/2000)
+	t.Logf("lossy class: %d -> %d (%.1f%% lost, binomial sd %.1f points); control: %d -> %d", b[5000], a[5000], lossPct, sd, b[5001], a[5001])
+	if lossPct < 25 || lossPct > 35 {
+		t.Errorf("loss %.1f%%, want 30%% +/- 5 points", lossPct)
+	}
+	if a[5001] != 500 || gotCtl.Received != 500 {
+		t.Errorf("control class: %d after the wire, %d received, want 500 (no loss)", a[5001], gotCtl.Received)
+	}
+	if got.Received != a[5000] {
+		t.Errorf("b received %d of the lossy class, the capture after the wire shows %d", got.Received, a[5000])
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	rs, err := topo.Exec(ctx, "wire", "nft", "list", "table", "bridge", NFTTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`counter packets (\d+)`).FindSubmatch(rs)
+	if m == nil {
+		t.Fatalf("no counter in:\n%s", rs)
+	}
+	if n, _ := strconv.Atoi(string(m[1])); n != b[5000]-a[5000] {
+		t.Errorf("nft counter says %d dropped, the captures say %d", n, b[5000]-a[5000])
+	}
+}
+
+const vxlanTopo = `
+host a
+host b
+link a:eth0=198.18.1.1/24 b:eth0=198.18.1.2/24
+vxlan a:vx0 vni 42 local 198.18.1.1 remote 198.18.1.2 dstport 4789 addr 198.18.100.1/24 mtu 1450
+vxlan b:vx0 vni 42 local 198.18.1.2 remote 198.18.1.1 dstport 4789 addr 198.18.100.2/24 mtu 1450
+`
+
+// TestVXLAN pings through a VXLAN tunnel and checks the underlay capture:
+// every packet is UDP 4789 with VNI 42 (by tshark and by gopacket), and it
+// carries the 5 echo requests and 5 replies.
+func TestVXLAN(t *testing.T) {
+	Require(t, "tshark", "ping")
+	topo := New(t, vxlanTopo)
+	c := capture(t, topo, "a", "eth0", "")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	out, err := topo.Exec(ctx, "a", "ping", "-c", "5", "-i", "0.2", "-W", "2", "198.18.100.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop(t, c)
+	if !strings.Contains(string(out), "5 packets transmitted, 5 received") {
+		t.Fatalf("ping through the tunnel:\n%s", out)
+	}
+	tsh, err := exec.CommandContext(ctx, "tshark", "-r", c.File, "-Y", "vxlan", "-T", "fields", "-e", "vxlan.vni", "-e", "udp.dstport", "-e", "icmp.type").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	rows, req, rep := 0, 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(tsh)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 3 || f[0] != "42" || f[1] != "4789" {
+			t.Errorf("tshark row %q, want VNI 42 on UDP 4789", line)
+			continue
+		}
+		rows++
+		switch f[2] {
+		case "8":
+			req++
+		case "0":
+			rep++
+		}
+	}
+	if req != 5 || rep != 5 {
+		t.Errorf("tshark: %d VXLAN rows with %d echo requests and %d replies, want 5 and 5", rows, req, rep)
+	}
+	var vx, icmp int
+	for _, p := range readPackets(t, c.File) {
+		if p.proto == layers.IPProtocolUDP && p.dport == 4789 {
+			if !p.hasVXLAN || p.vni != 42 {
+				t.Errorf("frame %d: UDP 4789 without VNI 42 (vni %d)", p.n, p.vni)
+			}
+			vx++
+			if p.innerProto == layers.IPProtocolICMPv4 {
+				icmp++
+			}
+		}
+	}
+	if vx != rows || icmp != 10 {
+		t.Errorf("gopacket: %d VXLAN packets (tshark %d), %d inner ICMP (want 10)", vx, rows, icmp)
+	}
+}
+
+// TestIPv6AndSwitch routes IPv6 through a forwarding host and pings three
+// hosts sharing a switch segment.
+func TestIPv6AndSwitch(t *testing.T) {
+	Require(t, "ping")
+	topo := New(t, `
+host a
+host r forward
+host b
+host c
+switch sw
+link a:eth0=2001:2:0:1::2/64 r:eth0=2001:2:0:1::1/64
+link r:eth1=2001:2:0:2::1/64,198.18.2.1/24 sw:p1
+link b:eth0=2001:2:0:2::2/64,198.18.2.2/24 sw:p2
+link c:eth0=198.18.2.3/24 sw:p3
+route a default6 via 2001:2:0:1::1
+route b default6 via 2001:2:0:2::1
+`)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct{ host, dst string }{
+		{"a", "2001:2:0:2::2"}, {"b", "198.18.2.3"}, {"c", "198.18.2.1"},
+	} {
+		out, err := topo.Exec(ctx, tc.host, "ping", "-c", "3", "-i", "0.2", "-W", "2", tc.dst)
+		if err != nil || !strings.Contains(string(out), "3 packets transmitted, 3 received") {
+			t.Errorf("ping %s from %s: %v\n%s", tc.dst, tc.host, err, out)
+		}
+	}
+	// c has no IPv6 address: its IPv6 is off, so it sends no link-local chatter.
+	out, err := topo.Exec(ctx, "c", "ip", "-6", "addr", "show", "dev", "eth0")
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("c:eth0 should have no IPv6 address, got %q (%v)", out, err)
+	}
+}
+
+// TestCaptureNG captures two interfaces of a gateway into one pcapng with
+// dumpcap and checks both interfaces' packets are in it.
+func TestCaptureNG(t *testing.T) {
+	Require(t, "dumpcap", "ping", "capinfos")
+	topo := New(t, natTopo)
+	file := t.TempDir() + "/gw.pcapng"
+	c, err := topo.CaptureNG(t.Context(), "gw", []string{"eth0", "eth1"}, file, "icmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if out, err := topo.Exec(ctx, "client", "ping", "-c", "4", "-i", "0.2", "-W", "2", "198.18.2.10"); err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Stats().Packets; n != 16 {
+		t.Errorf("pcapng holds %d packets, want 16 (4 requests + 4 replies on each of 2 interfaces)", n)
+	}
+	info, err := exec.CommandContext(ctx, "capinfos", "-I", file).Output()
+	if err != nil {
+		t.Fatalf("capinfos: %v", err)
+	}
+	for _, want := range []string{"eth0", "eth1"} {
+		if !strings.Contains(string(info), "Name = "+want) {
+			t.Errorf("capinfos shows no interface %s:\n%s", want, info)
+		}
+	}
+	perIf := map[int]int{}
+	err = ForEachPacket(file, func(n int, ci gopacket.CaptureInfo, lt layers.LinkType, data []byte) error {
+		perIf[ci.InterfaceIndex]++
+		if lt != layers.LinkTypeEthernet {
+			return fmt.Errorf("link type %v", lt)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perIf[0] != 8 || perIf[1] != 8 {
+		t.Errorf("packets per interface %v, want 8 and 8", perIf)
+	}
+}
