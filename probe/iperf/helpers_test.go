@@ -69,7 +69,7 @@ type iperf3Server struct {
 }
 
 // startIperf3Server starts iperf3 as a one-off JSON server on 127.0.0.1.
-func startIperf3Server(t *testing.T, port int) *iperf3Server {
+func startIperf3Server(t testing.TB, port int) *iperf3Server {
 	t.Helper()
 	requireIperf3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -96,7 +96,7 @@ func startIperf3Server(t *testing.T, port int) *iperf3Server {
 }
 
 // wait returns the server's JSON report.
-func (s *iperf3Server) wait(t *testing.T) map[string]any {
+func (s *iperf3Server) wait(t testing.TB) map[string]any {
 	t.Helper()
 	select {
 	case <-s.done:
@@ -140,7 +140,7 @@ func within(t testing.TB, what string, got, want, frac float64) {
 }
 
 // runIperf3Client runs `iperf3 -c ... -J` and returns its JSON.
-func runIperf3Client(t *testing.T, port int, args ...string) (map[string]any, error) {
+func runIperf3Client(t testing.TB, port int, args ...string) (map[string]any, error) {
 	t.Helper()
 	requireIperf3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
