@@ -94,9 +94,9 @@ func roleResponder() int {
 
 // natLab is a three-namespace NAT topology.
 type natLab struct {
-	t                 *testing.T
+	t                  *testing.T
 	client, gw, server string
-	procs             []*exec.Cmd
+	procs              []*exec.Cmd
 }
 
 func sh(t *testing.T, args ...string) string {
