@@ -188,7 +188,8 @@ func TestDamagedInput(t *testing.T) {
 }
 
 // TestOddButValid covers inputs that are not damage: a pcapng of a section
-// header only reads as zero frames, and a pcap record whose original length
+// header only reads as zero frames, blocks larger than the read buffer are
+// skipped (and a truncated one reported), and a pcap record whose original length
 // is shorter than its captured length is read (as Wireshark does) with
 // WireLen kept.
 func TestOddButValid(t *testing.T) {
@@ -201,6 +202,41 @@ func TestOddButValid(t *testing.T) {
 	var f Frame
 	if err := src.Next(&f); err != io.EOF {
 		t.Fatalf("SHB only: %v, want io.EOF", err)
+	}
+
+	// Blocks larger than the read buffer are skipped when the reader does
+	// not need them; a large custom block still takes a frame number.
+	b = &ngBuilder{bo: binary.LittleEndian}
+	b.shb()
+	b.idb(1, 0)
+	b.epb(0, 1, testFrame(0, 60), 60)
+	b.block(0x80000001, make([]byte, 3*bufSize/2))
+	b.block(0x00000bad, append(b.u32(32473), make([]byte, 2*bufSize)...))
+	b.epb(0, 2, testFrame(1, 60), 60)
+	src, err = NewReader("large-blocks", bytes.NewReader(b.buf), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, wantNo := range []uint64{1, 3} {
+		if err := src.Next(&f); err != nil || f.Number != wantNo || f.Offset != int64(b.offs[2+i*3]) || !bytes.Equal(f.Data, testFrame(i, 60)) {
+			t.Fatalf("large blocks, frame %d: %v %+v", i+1, err, f)
+		}
+	}
+	if err := src.Next(&f); err != io.EOF {
+		t.Fatal(err)
+	}
+	if b.offs[3] != 140 {
+		t.Fatalf("layout changed: large block at %d", b.offs[3])
+	}
+	cut := b.buf[:b.offs[3]+bufSize+100]
+	src, err = NewReader("large-cut", bytes.NewReader(cut), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Next(&f)
+	err = src.Next(&f)
+	if err == nil || !strings.Contains(err.Error(), "large-cut: frame 2 at byte offset 140: truncated: the pcapng block of type 0x80000001 needs 1572876 bytes, the file ends 1048676 bytes into it") {
+		t.Fatalf("truncated large block: %v", err)
 	}
 
 	pc := makePcap(t, 3, 60, false)

@@ -113,8 +113,8 @@ func (fr *framer) damage(format string, args ...any) error {
 	return &Error{File: fr.src.name, Frame: fr.src.frameNo(), Offset: fr.off, Err: fmt.Errorf(format, args...)}
 }
 
-// short explains why Peek returned fewer than need bytes for what.
-func (fr *framer) short(got []byte, err error, need int, what string) error {
+// short explains why only got of the need bytes of what could be read.
+func (fr *framer) short(got int, err error, need int, what string) error {
 	switch {
 	case fr.gz && err != io.EOF:
 		return &Error{File: fr.src.name, Frame: fr.src.frameNo(), Offset: fr.off, Err: gzipError(err)}
@@ -127,7 +127,7 @@ func (fr *framer) short(got []byte, err error, need int, what string) error {
 	if fr.gz {
 		ends = "the decompressed data ends"
 	}
-	return fr.damage("truncated: %s needs %d bytes, %s %d bytes into it", what, need, ends, len(got))
+	return fr.damage("truncated: %s needs %d bytes, %s %d bytes into it", what, need, ends, got)
 }
 
 func (fr *framer) u16(b []byte) uint16 {

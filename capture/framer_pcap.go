@@ -15,7 +15,7 @@ func (fr *framer) loadPcap() error {
 	if !fr.started {
 		b, err := fr.br.Peek(24)
 		if len(b) < 24 {
-			return fr.short(b, err, 24, "the pcap file header")
+			return fr.short(len(b), err, 24, "the pcap file header")
 		}
 		fr.be = binary.BigEndian.Uint32(b) == pcapMagicMicro || binary.BigEndian.Uint32(b) == pcapMagicNano
 		if major, minor := fr.u16(b[4:6]), fr.u16(b[6:8]); major != 2 || minor != 4 {
@@ -36,7 +36,7 @@ func (fr *framer) loadPcap() error {
 		return err
 	}
 	if len(b) < 16 {
-		return fr.short(b, err, 16, "the record header")
+		return fr.short(len(b), err, 16, "the record header")
 	}
 	capLen, wire := fr.u32(b[8:12]), fr.u32(b[12:16])
 	if capLen > fr.maxCap {
@@ -44,7 +44,7 @@ func (fr *framer) loadPcap() error {
 	}
 	need := 16 + int(capLen)
 	if b, err = fr.br.Peek(need); len(b) < need {
-		return fr.short(b, err, need, "the record")
+		return fr.short(len(b), err, need, "the record")
 	}
 	fr.cur, fr.next = b, fr.off+int64(need)
 	fr.wire, fr.iface = int(wire), 0

@@ -90,12 +90,12 @@ func (fr *framer) loadNg() error {
 			return io.EOF
 		}
 		if len(h) < 8 {
-			return fr.short(h, err, 8, "the pcapng block header")
+			return fr.short(len(h), err, 8, "the pcapng block header")
 		}
 		typ := fr.u32(h[0:4])
 		if typ == ngSHB {
 			if len(h) < 12 {
-				return fr.short(h, err, 12, "the pcapng Section Header Block")
+				return fr.short(len(h), err, 12, "the pcapng Section Header Block")
 			}
 			switch {
 			case binary.BigEndian.Uint32(h[8:12]) == pcapngByteOrderMag:
@@ -127,7 +127,7 @@ func (fr *framer) loadNg() error {
 		}
 		b, err := fr.br.Peek(int(blen))
 		if len(b) < int(blen) {
-			return fr.short(b, err, int(blen), "the pcapng "+ngBlockName(typ))
+			return fr.short(len(b), err, int(blen), "the pcapng "+ngBlockName(typ))
 		}
 		if trail := fr.u32(b[blen-4:]); trail != blen {
 			return fr.damage("pcapng %s: trailing length %d does not match the leading length %d", ngBlockName(typ), trail, blen)
@@ -151,11 +151,11 @@ func (fr *framer) loadNg() error {
 // skipLarge skips an unserved block larger than the read buffer.
 func (fr *framer) skipLarge(typ uint32, blen uint32) error {
 	if n, err := fr.br.Discard(int(blen) - 4); n < int(blen)-4 {
-		return fr.short(make([]byte, n), err, int(blen), "the pcapng "+ngBlockName(typ))
+		return fr.short(n, err, int(blen), "the pcapng "+ngBlockName(typ))
 	}
 	b, err := fr.br.Peek(4)
 	if len(b) < 4 {
-		return fr.short(make([]byte, int(blen)-4+len(b)), err, int(blen), "the pcapng "+ngBlockName(typ))
+		return fr.short(int(blen)-4+len(b), err, int(blen), "the pcapng "+ngBlockName(typ))
 	}
 	if trail := fr.u32(b); trail != blen {
 		return fr.damage("pcapng %s: trailing length %d does not match the leading length %d", ngBlockName(typ), trail, blen)
