@@ -133,7 +133,7 @@ func newSource(name string, r io.Reader, size int64) (*fileSource, error) {
 		s.fr.kind = kindPcapng
 		s.ng, err = pcapgo.NewNgReader(&s.fr, pcapgo.NgReaderOptions{
 			// Link types are tracked by the framer, which shows pcapgo
-			// one link type only; see framer.ngIDB.
+			// one link type only; see framer.checkNg.
 			WantMixedLinkType:  false,
 			StatisticsCallback: s.onStats,
 		})
@@ -243,6 +243,13 @@ func (s *fileSource) Close() error {
 
 // Next reads the next frame into f. Frames before damage are returned first;
 // the damage is then reported as a *Error, on this and every later call.
+//
+// f.Number is Wireshark's frame number (pcapng records Wireshark shows as
+// frames without being packets, such as custom blocks, are skipped but
+// counted). f.Iface indexes Interfaces(): it is the pcapng interface ID in a
+// single-section file; later sections' interfaces follow the earlier ones
+// (Wireshark numbers them per section). A Simple Packet Block has Time 0.
+// len(f.Data) may exceed f.WireLen in a pcap whose record says so.
 func (s *fileSource) Next(f *Frame) error {
 	if s.err != nil {
 		return s.err
