@@ -100,10 +100,10 @@ func decodeCases(t testing.TB) []decodeCase {
 
 	// IPv6 extension header chain: hop-by-hop, routing, destination, fragment.
 	ext := cat(
-		[]byte{43, 0, 5, 2, 0, 0, 0, 0},                        // hop-by-hop -> routing, router alert + pad
-		[]byte{60, 2, 0, 0, 0, 0, 0, 0}, make([]byte, 16),      // routing type 0 -> dest opts, 1 address
-		[]byte{44, 0, 1, 4, 0, 0, 0, 0},                        // destination options -> fragment
-		[]byte{17, 0}, u16(0<<3|1), u32(0xcafe0001),            // fragment: offset 0, M, ID -> UDP
+		[]byte{43, 0, 5, 2, 0, 0, 0, 0},                   // hop-by-hop -> routing, router alert + pad
+		[]byte{60, 2, 0, 0, 0, 0, 0, 0}, make([]byte, 16), // routing type 0 -> dest opts, 1 address
+		[]byte{44, 0, 1, 4, 0, 0, 0, 0},             // destination options -> fragment
+		[]byte{17, 0}, u16(0<<3|1), u32(0xcafe0001), // fragment: offset 0, M, ID -> UDP
 		build(t, udpDgram(5353, 53), gopacket.Payload("query")), // UDP
 	)
 	ext2 := cat([]byte{17, 0}, u16(1232|0), u32(0xcafe0001), []byte("tail of the datagram"))
@@ -223,7 +223,7 @@ func decodeCases(t testing.TB) []decodeCase {
 				eq(t, "payload", string(l4.Payload), "abcd")
 			}},
 		{name: "PPPoE session ipv6", link: LinkEthernet,
-			data: cat(ethHdr(macB, macA, layers.EthernetTypePPPoESession), []byte{0x11, 0, 0, 0x11}, u16(2+52), u16(0x0057), innerIPv6UDP(t)),
+			data:  cat(ethHdr(macB, macA, layers.EthernetTypePPPoESession), []byte{0x11, 0, 0, 0x11}, u16(2+52), u16(0x0057), innerIPv6UDP(t)),
 			check: func(t *testing.T, r *Record) { innerUDP6(t, r, 0) }},
 		{name: "PPPoE LCP", link: LinkEthernet, reason: ReasonUnknownPPP,
 			data: cat(ethHdr(macB, macA, layers.EthernetTypePPPoESession), []byte{0x11, 0, 0, 0x11}, u16(6), u16(0xc021), []byte{1, 1, 0, 4})},
@@ -234,7 +234,7 @@ func decodeCases(t testing.TB) []decodeCase {
 				innerTCP(t, r, 0)
 			}},
 		{name: "MPLS ipv6", link: LinkEthernet,
-			data: cat(ethHdr(macB, macA, layers.EthernetTypeMPLSUnicast), u32(16<<12|1<<8|64), innerIPv6UDP(t)),
+			data:  cat(ethHdr(macB, macA, layers.EthernetTypeMPLSUnicast), u32(16<<12|1<<8|64), innerIPv6UDP(t)),
 			check: func(t *testing.T, r *Record) { innerUDP6(t, r, 0) }},
 		{name: "MPLS pseudowire ethernet", link: LinkEthernet,
 			data: cat(ethHdr(macB, macA, layers.EthernetTypeMPLSUnicast), u32(16<<12|1<<8|64), u32(0), innerEthIPv4TCP(t)),
@@ -531,7 +531,7 @@ func decodeCases(t testing.TB) []decodeCase {
 				innerTCP(t, r, 1)
 			}},
 		{name: "GRE ERSPAN type III", link: LinkEthernet,
-			data: ipFrame(t, layers.IPProtocolGRE, cat(u16(0x1000), u16(0x22eb), u32(8), u16(0x2000), u16(0x0001), u32(12345), u32(0), innerEthIPv4TCP(t))),
+			data:  ipFrame(t, layers.IPProtocolGRE, cat(u16(0x1000), u16(0x22eb), u32(8), u16(0x2000), u16(0x0001), u32(12345), u32(0), innerEthIPv4TCP(t))),
 			check: func(t *testing.T, r *Record) { innerTCP(t, r, 1) }},
 		{name: "GRE v1 PPTP PPP", link: LinkEthernet,
 			data: ipFrame(t, layers.IPProtocolGRE, cat(u16(0x3081), u16(0x880b), u16(uint16(4+len(innerIPv4TCP(t)))), u16(0x9850), u32(0x6a), u32(0x8c), []byte{0xff, 0x03, 0x00, 0x21}, innerIPv4TCP(t))),
@@ -550,7 +550,7 @@ func decodeCases(t testing.TB) []decodeCase {
 				innerTCP(t, r, 1)
 			}},
 		{name: "GRE routing present", link: LinkEthernet,
-			data: ipFrame(t, layers.IPProtocolGRE, cat(u16(0x4000), u16(0x0800), u32(0), u16(0x0800), []byte{0, 4}, u32(1), u32(0), innerIPv4TCP(t))),
+			data:  ipFrame(t, layers.IPProtocolGRE, cat(u16(0x4000), u16(0x0800), u32(0), u16(0x0800), []byte{0, 4}, u32(1), u32(0), innerIPv4TCP(t))),
 			check: func(t *testing.T, r *Record) { innerTCP(t, r, 1) }},
 		{name: "GRE keepalive", link: LinkEthernet,
 			data: ipFrame(t, layers.IPProtocolGRE, cat(u16(0), u16(0x0800), build(t, v4("198.18.0.2", "198.18.0.1", layers.IPProtocolGRE), gopacket.Payload(cat(u16(0), u16(0)))))),
@@ -597,7 +597,7 @@ func decodeCases(t testing.TB) []decodeCase {
 				innerTCP(t, r, 1)
 			}},
 		{name: "L2TPv3 over IP with cookie", link: LinkEthernet,
-			data: ipFrame(t, 115, cat(u32(0x1234), u32(0xc0c0c0c0), innerEthIPv4TCP(t))),
+			data:  ipFrame(t, 115, cat(u32(0x1234), u32(0xc0c0c0c0), innerEthIPv4TCP(t))),
 			check: func(t *testing.T, r *Record) { innerTCP(t, r, 1) }},
 		{name: "L2TPv3 over IP control", link: LinkEthernet,
 			data: ipFrame(t, 115, cat(u32(0), u16(0xc803), u16(20), make([]byte, 16))),

@@ -8,7 +8,10 @@ import "encoding/binary"
 const maxSteps = 16
 
 // Decoder decodes frames into Records. The zero value is ready to use. A
-// Decoder is not safe for concurrent use; use one per goroutine.
+// Decoder is not safe for concurrent use; use one per goroutine and input
+// stream: besides the counters it remembers recent WireGuard session indexes,
+// which lets it recognise full-MTU WireGuard transport messages on ports
+// other than 51820 (see wireguard).
 type Decoder struct {
 	// Counts per Reason of frames not fully decoded (index 0: fully decoded).
 	Reasons [NumReasons]uint64

@@ -226,10 +226,10 @@ const (
 	ReasonNone                 Reason = iota
 	ReasonUnknownLinkType             // link type not supported
 	ReasonTruncatedLink               // frame shorter than its link header
-	ReasonUnknownEtherType            // not IP/ARP/VLAN/PPPoE/MPLS
+	ReasonUnknownEtherType            // ethertype (or NULL/LOOP family, SLL protocol) not IP/ARP/VLAN/PPPoE/MPLS
 	ReasonTruncatedIP                 // shorter than the IP header it announces
 	ReasonBadIPHeader                 // bad version or header length
-	ReasonTruncatedL4                 // shorter than its transport header
+	ReasonTruncatedL4                 // shorter than its TCP/UDP/ICMP header
 	ReasonTruncatedTunnel             // tunnel, IKE or WireGuard header cut short
 	ReasonTooDeep                     // more tunnel levels than MaxLevels (or absurd nesting of link headers)
 	ReasonLLC                         // IEEE 802.3 length-field frame (LLC/SNAP: STP, CDP, ...), not IP
