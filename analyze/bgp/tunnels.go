@@ -1,0 +1,169 @@
+package bgp
+
+import (
+	"net/netip"
+
+	"github.com/vpndiag/vpndiag/analyze/decode"
+)
+
+// Tunnel is a tunnel seen in the capture: two outer endpoints and a kind.
+// IKE, ESP and ESP-in-UDP between the same endpoints are one "ipsec" tunnel.
+type Tunnel struct {
+	Kind      string // ipsec, wireguard, vxlan, geneve, gre, ipip, l2tpv3, or "declared" (--endpoint)
+	A, B      netip.Addr
+	Packets   uint64
+	First     FrameID
+	FirstTime int64
+	LastTime  int64
+	// Inner holds addresses seen inside the tunnel (unencrypted kinds), at
+	// most maxInner.
+	Inner map[netip.Addr]bool
+	// Renegotiations are times of key exchanges: IKE messages, new ESP SPIs,
+	// WireGuard handshakes (at most maxRenego kept; Rekeys counts all).
+	Renegotiations []int64
+	RenegoFrames   []FrameID
+	Rekeys         int
+	spis           map[uint32]bool
+}
+
+const (
+	maxInner  = 256
+	maxRenego = 1024
+	maxSPIs   = 4096
+)
+
+// Endpoints returns the tunnel's outer addresses.
+func (t *Tunnel) Endpoints() []netip.Addr { return []netip.Addr{t.A, t.B} }
+
+type tunnelKey struct {
+	kind string
+	a, b netip.Addr
+}
+
+// Tunnels learns tunnels and their endpoints from packet records.
+type Tunnels struct {
+	List  []*Tunnel
+	index map[tunnelKey]int
+}
+
+func newTunnels() *Tunnels { return &Tunnels{index: map[tunnelKey]int{}} }
+
+func kindGroup(k decode.TunnelKind) string {
+	switch k {
+	case decode.TunnelESP, decode.TunnelESPinUDP:
+		return "ipsec"
+	}
+	return k.String()
+}
+
+func (ts *Tunnels) get(kind string, a, b netip.Addr, rec *decode.Record) (int, *Tunnel) {
+	if b.Less(a) {
+		a, b = b, a
+	}
+	k := tunnelKey{kind, a, b}
+	i, ok := ts.index[k]
+	if !ok {
+		i = len(ts.List)
+		ts.List = append(ts.List, &Tunnel{Kind: kind, A: a, B: b, First: FrameID{rec.Input, rec.Frame}, FirstTime: rec.Time})
+		ts.index[k] = i
+	}
+	t := ts.List[i]
+	t.Packets++
+	if rec.Time > t.LastTime {
+		t.LastTime = rec.Time
+	}
+	return i, t
+}
+
+func (t *Tunnel) renegotiated(rec *decode.Record) {
+	t.Rekeys++
+	if len(t.Renegotiations) < maxRenego {
+		t.Renegotiations = append(t.Renegotiations, rec.Time)
+		t.RenegoFrames = append(t.RenegoFrames, FrameID{rec.Input, rec.Frame})
+	}
+}
+
+// observe records the tunnels of one frame and returns, for each level, the
+// index of the tunnel that carries it (-1 for none) in carried.
+func (ts *Tunnels) observe(rec *decode.Record, carried *[decode.MaxLevels]int) {
+	for i := range carried {
+		carried[i] = -1
+	}
+	for i := 0; i < int(rec.NumTunnel); i++ {
+		tn := &rec.Tunnels[i]
+		if int(tn.Level) >= int(rec.NumLevels) {
+			continue
+		}
+		outer := &rec.Levels[tn.Level].IP
+		id, t := ts.get(kindGroup(tn.Kind), outer.Src, outer.Dst, rec)
+		switch tn.Kind {
+		case decode.TunnelESP, decode.TunnelESPinUDP:
+			if t.spis == nil {
+				t.spis = map[uint32]bool{}
+			}
+			if !t.spis[tn.ID] && len(t.spis) < maxSPIs {
+				t.spis[tn.ID] = true
+				if len(t.spis) > 2 { // the first SA pair is the initial negotiation
+					t.renegotiated(rec)
+				}
+			}
+		}
+		inner := int(tn.Level) + 1
+		if inner < int(rec.NumLevels) {
+			carried[inner] = id
+			in := &rec.Levels[inner].IP
+			if t.Inner == nil {
+				t.Inner = map[netip.Addr]bool{}
+			}
+			for _, a := range [2]netip.Addr{in.Src, in.Dst} {
+				if !t.Inner[a] && len(t.Inner) < maxInner {
+					t.Inner[a] = true
+				}
+			}
+		}
+	}
+	if rec.IKE.Valid || (rec.WireGuard.Type != 0 && rec.WireGuard.Type != decode.WGTransportData) {
+		// The key exchange rides in the innermost UDP level.
+		l := rec.Inner()
+		if l == nil {
+			return
+		}
+		kind := "ipsec"
+		if !rec.IKE.Valid {
+			kind = "wireguard"
+		}
+		_, t := ts.get(kind, l.IP.Src, l.IP.Dst, rec)
+		if rec.IKE.Valid {
+			// IKE_SA_INIT, CREATE_CHILD_SA (IKEv2) or main/quick mode
+			// requests (IKEv1) are (re)negotiations.
+			switch rec.IKE.Exchange {
+			case 34, 36, 2, 4, 32:
+				if !rec.IKE.Response() {
+					t.renegotiated(rec)
+				}
+			}
+		} else if rec.WireGuard.Type == decode.WGHandshakeInit {
+			t.renegotiated(rec)
+		}
+	}
+}
+
+// ofInner returns the tunnel whose inner traffic used address a, or -1.
+func (ts *Tunnels) ofInner(a netip.Addr) int {
+	for i, t := range ts.List {
+		if t.Inner[a] {
+			return i
+		}
+	}
+	return -1
+}
+
+// isOuter reports whether a is an outer endpoint of any tunnel.
+func (ts *Tunnels) isOuter(a netip.Addr) bool {
+	for _, t := range ts.List {
+		if t.A == a || t.B == a {
+			return true
+		}
+	}
+	return false
+}
