@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -50,7 +51,13 @@ func udpSend(args []string) (any, error) {
 			}
 		}
 		binary.BigEndian.PutUint64(buf, uint64(i))
-		if _, err := conn.Write(buf); err != nil {
+		_, err := conn.Write(buf)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// An ICMP port unreachable for an earlier datagram is reported
+			// on this write; the datagram itself was not sent: send again.
+			_, err = conn.Write(buf)
+		}
+		if err != nil {
 			res.Errors++
 			continue
 		}
