@@ -1,0 +1,7 @@
+package main
+
+// The analyzers that `vpndiag analyze` runs register themselves in their
+// packages' init functions; importing a package here makes it available.
+import (
+	_ "github.com/vpndiag/vpndiag/analyze" // summary
+)
