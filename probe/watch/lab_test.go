@@ -1,0 +1,88 @@
+package watch
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/vpndiag/vpndiag/probe/ping"
+	"github.com/vpndiag/vpndiag/testdata/lab"
+)
+
+// TestLabLinkDown takes b's interface down for a known time while a probes
+// it every 50 ms, and checks the measured outage within two intervals.
+func TestLabLinkDown(t *testing.T) {
+	l := lab.New(t, `
+host a
+host b
+link a:eth0=198.18.9.1/24 b:eth0=198.18.9.2/24
+`)
+	const interval = 50 * time.Millisecond
+	const downFor = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var downs, ups int
+	done := make(chan struct{})
+	var res *Result
+	var err error
+	go func() {
+		defer close(done)
+		res, err = Run(ctx, Config{
+			Targets: []string{"198.18.9.2"}, Interval: interval, Duration: 4 * time.Second,
+			Timeout: 2 * interval, Mode: ping.Privileged, Netns: l.NS("a"),
+			OnEvent: func(e Event) {
+				switch e.Kind {
+				case Down:
+					downs++
+				case Up:
+					ups++
+				}
+			},
+		})
+	}()
+	time.Sleep(1200 * time.Millisecond)
+	if _, err := l.Exec(ctx, "b", "ip", "link", "set", "eth0", "down"); err != nil {
+		t.Fatal(err)
+	}
+	wentDown := time.Now()
+	time.Sleep(downFor)
+	if _, err := l.Exec(ctx, "b", "ip", "link", "set", "eth0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	actual := time.Since(wentDown)
+	<-done
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	tr := res.Targets[0]
+	if tr.Error != "" || len(tr.Outages) != 1 {
+		t.Fatalf("target result %+v", tr)
+	}
+	o := tr.Outages[0]
+	diff := o.Duration - actual
+	if diff < 0 {
+		diff = -diff
+	}
+	t.Logf("link down for %v; measured outage %v (%d probes lost), availability %.1f%%, sent %d",
+		actual.Round(time.Millisecond), o.Duration.Round(time.Millisecond), o.Lost, tr.Availability, tr.Sent)
+	// Carrier comes back a little after "ip link set up" returns; allow
+	// two probe intervals plus that.
+	if diff > 2*interval+50*time.Millisecond {
+		t.Errorf("outage %v vs actual %v: off by %v (> 2 intervals)", o.Duration, actual, diff)
+	}
+	if o.Ongoing || o.Lost < int(actual/interval)-2 || downs != 1 || ups != 1 || tr.Longest != o.Duration {
+		t.Errorf("outage %+v, events down=%d up=%d, longest %v", o, downs, ups, tr.Longest)
+	}
+	if tr.Sent < 70 || tr.Sent > 82 {
+		t.Errorf("sent %d probes in 4 s at 50 ms", tr.Sent)
+	}
+}
+
+// TestUnresolvable: a target that cannot be resolved is an error, not a hang.
+func TestUnresolvable(t *testing.T) {
+	start := time.Now()
+	_, err := Run(context.Background(), Config{Targets: []string{"no-such-host.invalid"}, Duration: time.Second})
+	if err == nil || time.Since(start) > 8*time.Second {
+		t.Fatalf("err = %v after %v", err, time.Since(start))
+	}
+}
