@@ -12,7 +12,7 @@ type Frame struct {
 	Data     []byte
 	Time     int64  // Unix nanoseconds
 	WireLen  int    // original length on the wire
-	Iface    int    // interface index (pcapng interface ID; 0 for pcap)
+	Iface    int    // index into Interfaces() (the pcapng interface ID in single-section files; 0 for pcap)
 	LinkType uint16 // LINKTYPE_* of the interface
 	Number   uint64 // 1-based frame number within the source
 	Offset   int64  // byte offset of the frame's record in the (uncompressed) stream

@@ -265,7 +265,7 @@ const NumTunnelKinds = int(numTunnelKinds)
 type Record struct {
 	Frame    uint64 // 1-based frame number within its input, as in Wireshark
 	Input    int    // index of the input (file or live source) the frame came from
-	Iface    int    // pcapng interface ID
+	Iface    int    // index of the capture interface (capture.Frame.Iface)
 	Time     int64  // capture time, Unix nanoseconds
 	Link     LinkType
 	CapLen   int    // bytes captured
