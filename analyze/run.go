@@ -73,16 +73,17 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 		p.totalBytes += total
 	}
 	var done int64
-	var dec decode.Decoder
 	var rec decode.Record
 	var frame capture.Frame
 	for i, src := range sources {
 		st := inputStats{}
-		before := dec.Reasons
+		// One decoder per input: it remembers per-stream state (WireGuard
+		// session indexes) and counts undecoded frames per input.
+		var dec decode.Decoder
 		err := p.readAll(ctx, src, i, &dec, &rec, &frame, &st, done)
 		read, _ := src.Progress()
 		done += read
-		ri := st.reportInput(inputs[i], src, &dec.Reasons, &before)
+		ri := st.reportInput(inputs[i], src, &dec.Reasons)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -191,7 +192,7 @@ func (s *inputStats) add(f *capture.Frame) {
 	}
 }
 
-func (s *inputStats) reportInput(in InputInfo, src capture.Source, after, before *[decode.NumReasons]uint64) report.Input {
+func (s *inputStats) reportInput(in InputInfo, src capture.Source, reasons *[decode.NumReasons]uint64) report.Input {
 	ri := report.Input{Name: in.Name, Source: in.Source, Format: src.Format(), Packets: s.packets, Bytes: s.bytes}
 	for i := 0; i < s.nlinks; i++ {
 		ri.LinkTypes = append(ri.LinkTypes, decode.LinkType(s.links[i]).String())
@@ -213,7 +214,7 @@ func (s *inputStats) reportInput(in InputInfo, src capture.Source, after, before
 		ri.Drops = &drops
 	}
 	for r := 1; r < decode.NumReasons; r++ {
-		if n := after[r] - before[r]; n > 0 {
+		if n := reasons[r]; n > 0 {
 			if ri.Undecoded == nil {
 				ri.Undecoded = map[string]int64{}
 			}
