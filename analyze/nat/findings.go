@@ -41,27 +41,37 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 // Findings turns a result into findings; name gives an input's file name.
 func Findings(res *Result, name func(int) string) []report.Finding {
 	var out []report.Finding
-	proven := map[*Pool]bool{}
+	// With an inside capture, the pair's verdict replaces the outside-only
+	// signature for every pool it covers.
+	paired := map[*Pool]bool{}
+	for _, d := range res.Drops {
+		if d.Pool != nil {
+			paired[d.Pool] = true
+		}
+	}
 	for _, d := range res.Drops {
 		if d.Dropped == 0 || d.Pool == nil || d.Pool.PeakMappings < MinPool {
 			continue
 		}
 		// Drops while the pool was far below its peak are loss, not a full pool.
-		if float64(d.LiveAtFirstDrop) < 0.9*float64(d.Pool.PeakMappings) {
+		if float64(d.LiveMaxAtDrop) < 0.9*float64(d.Pool.PeakMappings) {
 			continue
 		}
-		proven[d.Pool] = true
 		p := d.Pool
 		proto := protoName(d.Proto)
+		summary := fmt.Sprintf("%d of %d new %s flows to %s were dropped inside the NAT while %d mappings (ports %d-%d) were live",
+			d.Dropped, d.NewFlows, strings.ToUpper(proto), d.Dst, d.LiveMaxAtDrop, p.PortMin, p.PortMax)
+		if d.LiveAtFirstDrop != d.LiveMaxAtDrop {
+			summary += fmt.Sprintf(" (the first drop came at %d)", d.LiveAtFirstDrop)
+		}
 		frames := make([]report.FrameRef, len(d.DroppedFrames))
 		for i, f := range d.DroppedFrames {
 			frames[i] = report.FrameRef{File: name(res.Inside), Frame: f}
 		}
 		out = append(out, report.Finding{
 			ID: IDPortExhaustion, Severity: report.SeverityError,
-			Title: "NAT port pool exhausted",
-			Summary: fmt.Sprintf("%d of %d new %s flows to %s were dropped inside the NAT while %d mappings (ports %d-%d) were live",
-				d.Dropped, d.NewFlows, strings.ToUpper(proto), d.Dst, d.LiveAtFirstDrop, p.PortMin, p.PortMax),
+			Title:   "NAT port pool exhausted",
+			Summary: summary,
 			Where: &report.Where{Hop: name(res.Outside), Segment: &report.Segment{From: name(res.Inside), To: name(res.Outside)},
 				Class: fmt.Sprintf("%s to %s", proto, d.Dst)},
 			Evidence: map[string]any{
@@ -77,6 +87,7 @@ func Findings(res *Result, name func(int) string) []report.Finding {
 				"mapped_flows":       d.Mapped,
 				"live_at_first_drop": d.LiveAtFirstDrop,
 				"live_min_at_drop":   d.LiveMinAtDrop,
+				"live_max_at_drop":   d.LiveMaxAtDrop,
 				"first_drop":         time.Unix(0, d.FirstDrop).UTC().Format(time.RFC3339Nano),
 				"dense_range":        p.Dense,
 			},
@@ -85,7 +96,7 @@ func Findings(res *Result, name func(int) string) []report.Finding {
 		})
 	}
 	for _, p := range res.Pools {
-		if proven[p] || !ceiling(p) {
+		if paired[p] || !ceiling(p) {
 			continue
 		}
 		proto := protoName(p.Proto)
@@ -171,13 +182,13 @@ func Tables(res *Result, name func(int) string) []report.Table {
 	}
 	if len(res.Drops) > 0 {
 		t := report.Table{Name: "nat-drops", Title: "New flows inside vs. flows that left the NAT",
-			Columns: []string{"proto", "destination", "nat address", "new flows", "left the NAT", "dropped", "live at first drop", "fewest live at a drop", "ports"}}
+			Columns: []string{"proto", "destination", "nat address", "new flows", "left the NAT", "dropped", "live at first drop", "most live at a drop", "ports"}}
 		for _, d := range res.Drops {
 			ports := ""
 			if d.Pool != nil {
 				ports = fmt.Sprintf("%d-%d", d.Pool.PortMin, d.Pool.PortMax)
 			}
-			t.Rows = append(t.Rows, []any{protoName(d.Proto), d.Dst.String(), d.NAT.String(), d.NewFlows, d.Mapped, d.Dropped, d.LiveAtFirstDrop, d.LiveMinAtDrop, ports})
+			t.Rows = append(t.Rows, []any{protoName(d.Proto), d.Dst.String(), d.NAT.String(), d.NewFlows, d.Mapped, d.Dropped, d.LiveAtFirstDrop, d.LiveMaxAtDrop, ports})
 		}
 		ts = append(ts, t)
 		if d := res.Drops[0]; d.Dropped > 0 {

@@ -122,6 +122,7 @@ func (a *Analyzer) timeline(d *Drops, maps []Mapping) {
 		if d.LiveMinAtDrop < 0 || l < d.LiveMinAtDrop {
 			d.LiveMinAtDrop = l
 		}
+		d.LiveMaxAtDrop = max(d.LiveMaxAtDrop, l)
 		if len(d.DroppedFrames) < maxDroppedFrames {
 			d.DroppedFrames = append(d.DroppedFrames, m.Frame)
 		}

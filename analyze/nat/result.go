@@ -82,10 +82,13 @@ type Drops struct {
 	NewFlows int
 	Mapped   int
 	Dropped  int
-	// LiveAtFirstDrop and LiveMinAtDrop are the pool's live mappings when the
-	// first flow was dropped and the fewest at any drop.
+	// LiveAtFirstDrop, LiveMinAtDrop and LiveMaxAtDrop are the pool's live
+	// mappings when the first flow was dropped, and the fewest and most at
+	// any drop. Linux tries a bounded number of random ports per new flow, so
+	// drops begin a little before every port is taken.
 	LiveAtFirstDrop int
 	LiveMinAtDrop   int
+	LiveMaxAtDrop   int
 	FirstDrop       int64
 	DroppedFrames   []uint64 // inside frames of the first dropped flows
 	Pool            *Pool    // the outside pool (nil if none was found)
