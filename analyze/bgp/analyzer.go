@@ -82,6 +82,11 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 // Finish implements analyze.Analyzer.
 func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 	a.tracker.Finish()
+	if len(a.tracker.Pairs()) == 0 && len(a.Endpoints) == 0 {
+		// No BGP in these inputs: stay out of the report (vpndiag analyze
+		// runs every analyzer).
+		return
+	}
 	c := &checker{endpoints: a.Endpoints, tunnelPeers: a.TunnelPeers, tunnels: a.tunnels,
 		names: func(in int) string {
 			if in >= 0 && in < len(inputs) {

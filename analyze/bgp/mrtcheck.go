@@ -59,15 +59,18 @@ func mrtFinding(file string, pr *PeerRoutes, rt *Route, cov []netip.Addr, isDefa
 	where := "over a tunnel (--tunnel-peer)"
 	if !tunnelPeer {
 		sev = report.SeverityWarning
-		where = "; if this session runs inside a tunnel, the route to the tunnel's own endpoint will point into the tunnel (pass --tunnel-peer to confirm)"
+		where = "- if this session runs inside a tunnel, the route to the tunnel's own endpoint will point into the tunnel (pass --tunnel-peer to confirm)"
 	}
 	state := "still in the table at the end of the dump"
 	if rt.Withdrawn {
 		state = fmt.Sprintf("withdrawn at record %d", rt.WithdrawAt.Frame)
 	}
-	path := rt.ASPath
-	if path == "" {
-		path = "(empty)"
+	path := "AS path " + rt.ASPath
+	if rt.ASPath == "" {
+		path = "empty AS path: originated by the peer itself"
+	}
+	if rt.NextHop.IsValid() {
+		path += ", next hop " + rt.NextHop.String()
 	}
 	frames := []report.FrameRef{{File: file, Frame: rt.First.Frame}}
 	if rt.Last != rt.First {
@@ -75,8 +78,8 @@ func mrtFinding(file string, pr *PeerRoutes, rt *Route, cov []netip.Addr, isDefa
 	}
 	return report.Finding{
 		ID: id, Severity: sev, Title: title,
-		Summary: fmt.Sprintf("Peer %s (AS %d) advertised %s %s (AS path %s, next hop %s) %s; %s.",
-			pr.Peer.Addr, pr.Peer.AS, what, rt.Prefix, path, addrString(rt.NextHop), where, state),
+		Summary: fmt.Sprintf("Peer %s (AS %d) advertised %s %s (%s) %s; %s.",
+			pr.Peer.Addr, pr.Peer.AS, what, rt.Prefix, path, where, state),
 		Where: &report.Where{Hop: file, Flow: pr.Peer.Addr.String() + " bgp"},
 		Evidence: map[string]any{"peer": pr.Peer.Addr.String(), "peer_as": pr.Peer.AS, "prefix": rt.Prefix.String(),
 			"as_path": rt.ASPath, "next_hop": addrString(rt.NextHop), "covers_endpoints": addrStrings(cov),
