@@ -1,12 +1,14 @@
 package iperf
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -48,7 +50,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for {
+	for seq := uint64(0); ; seq++ {
 		conn, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -63,14 +65,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.handle(ctx, ln, conn)
+			s.handle(ctx, ln, acceptedConn{conn, seq})
 		}()
 	}
 }
 
 // handle reads a new connection's cookie and makes it a test's control
 // connection, one of its streams, or turns it away as busy.
-func (s *Server) handle(ctx context.Context, ln net.Listener, conn net.Conn) {
+func (s *Server) handle(ctx context.Context, ln net.Listener, ac acceptedConn) {
+	conn := ac.Conn
 	var cookie [CookieSize]byte
 	_ = conn.SetReadDeadline(time.Now().Add(s.Timeout))
 	if _, err := readFull(conn, cookie[:]); err != nil {
@@ -81,7 +84,7 @@ func (s *Server) handle(ctx context.Context, ln net.Listener, conn net.Conn) {
 	s.mu.Lock()
 	cur := s.cur
 	if cur == nil {
-		t := &serverTest{srv: s, ctrl: conn, cookie: cookie, streamCh: make(chan net.Conn, 128)}
+		t := &serverTest{srv: s, ctrl: conn, cookie: cookie, streamCh: make(chan acceptedConn, 128)}
 		s.cur = t
 		s.mu.Unlock()
 		res, err := t.run(ctx, ln)
@@ -96,7 +99,7 @@ func (s *Server) handle(ctx context.Context, ln net.Listener, conn net.Conn) {
 	s.mu.Unlock()
 	if cur.cookie == cookie {
 		select {
-		case cur.streamCh <- conn:
+		case cur.streamCh <- ac:
 			return
 		default:
 		}
@@ -106,12 +109,20 @@ func (s *Server) handle(ctx context.Context, ln net.Listener, conn net.Conn) {
 	conn.Close()
 }
 
+// acceptedConn is a connection with its accept order. Stream ids follow
+// the order in which the client connected its streams (it connects them
+// one after the other), not the order in which their cookies were read.
+type acceptedConn struct {
+	net.Conn
+	seq uint64
+}
+
 // serverTest is the server side of one test.
 type serverTest struct {
 	srv      *Server
 	ctrl     net.Conn
 	cookie   [CookieSize]byte
-	streamCh chan net.Conn
+	streamCh chan acceptedConn
 	p        params
 	se       *session
 	udp      *net.UDPConn
@@ -297,26 +308,41 @@ func (t *serverTest) checkParams() error {
 // acceptStreams collects the test's streams: TCP connections that sent
 // our cookie, or UDP peers that sent the 4-byte announcement.
 func (t *serverTest) acceptStreams(ctx context.Context, to time.Duration) error {
-	deadline := time.NewTimer(to)
-	defer deadline.Stop()
-	for i := 0; i < t.p.Parallel; i++ {
-		s := newStream(streamID(i), t.p.Reverse, t.p.UDP)
-		if t.p.UDP {
+	if t.p.UDP {
+		for i := 0; i < t.p.Parallel; i++ {
+			s := newStream(streamID(i), t.p.Reverse, true)
 			peer, err := t.udpAnnounce(to)
 			if err != nil {
 				return fmt.Errorf("stream %d: %w", s.id, err)
 			}
 			s.udpConn, s.peer = t.udp, peer
-		} else {
-			select {
-			case c := <-t.streamCh:
-				s.conn = c
-			case <-deadline.C:
-				return fmt.Errorf("only %d of %d streams connected within %v", i, t.p.Parallel, to)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			t.se.addStream(s)
 		}
+		return nil
+	}
+	deadline := time.NewTimer(to)
+	defer deadline.Stop()
+	conns := make([]acceptedConn, 0, t.p.Parallel)
+	for len(conns) < t.p.Parallel {
+		select {
+		case c := <-t.streamCh:
+			conns = append(conns, c)
+		case <-deadline.C:
+			for _, c := range conns {
+				c.Close()
+			}
+			return fmt.Errorf("only %d of %d streams connected within %v", len(conns), t.p.Parallel, to)
+		case <-ctx.Done():
+			for _, c := range conns {
+				c.Close()
+			}
+			return ctx.Err()
+		}
+	}
+	slices.SortFunc(conns, func(a, b acceptedConn) int { return cmp.Compare(a.seq, b.seq) })
+	for i, c := range conns {
+		s := newStream(streamID(i), t.p.Reverse, false)
+		s.conn = c.Conn
 		t.se.addStream(s)
 	}
 	return nil
