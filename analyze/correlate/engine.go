@@ -1,0 +1,326 @@
+package correlate
+
+import (
+	"math"
+)
+
+// maxSight is how many sightings of one packet the engine keeps (hops
+// beyond it are counted as seen but not timed).
+const maxSight = 8
+
+// MaxHops is the largest number of hops trace correlates (a path is
+// encoded in 4 bits per hop).
+const MaxHops = 15
+
+// sightRec is one sighting of an in-flight packet.
+type sightRec struct {
+	t      int64
+	frame  uint64
+	tupH   uint64
+	hop    uint8
+	tunnel uint8
+}
+
+// entry is one packet in flight: every hop that saw it within the window.
+type entry struct {
+	key         uint64
+	first, last int64
+	class       uint32
+	n           uint8
+	seen        uint16 // bitmask of hops
+	s           [maxSight]sightRec
+	lastTup     tuple
+}
+
+// patKey identifies a path pattern of a class: the hops that saw a packet,
+// in time order (4 bits per hop, hop index + 1), and the hops that could not
+// have seen it because their capture had not started or had ended (cens).
+type patKey struct {
+	class uint32
+	seq   uint64
+	cens  uint16
+}
+
+type patStat struct {
+	count    uint64
+	examples []uint64 // frames at the last hop that saw packets of this pattern
+}
+
+// segKey is a pair of consecutive sightings (class, from hop, to hop).
+type segKey struct {
+	class uint32
+	a, b  uint8
+}
+
+type segStat struct {
+	hist      histogram
+	prevA     int64
+	prevB     int64
+	reordered uint64
+}
+
+// hopStats are the engine's per-hop counters.
+type hopStats struct {
+	packets, unmatchable, dups, matched, missed uint64
+}
+
+// engine matches packets across hops in one time-ordered pass. Memory is
+// bounded by the packets in flight (seen within the window) plus per-class
+// aggregates, never by the capture size.
+type engine struct {
+	nh     int
+	window int64
+	start  []int64 // corrected time of each hop's first frame
+	end    []int64 // corrected time of each hop's last frame; MaxInt64 until it ends
+	now    int64
+
+	ring       []entry
+	mask       uint64
+	head, tail uint64
+	idx        map[uint64]uint64
+
+	classes  classTable
+	patterns map[patKey]*patStat
+	segs     map[segKey]*segStat
+	nat      natTable
+	hops     []hopStats
+	tunnels  tunnelTable
+	entries  uint64
+	// late are packets last seen within the window before some hop's
+	// capture ended; whether that hop should have seen them is decided at
+	// the end, from the delays observed on the segment (see settleLate).
+	late []lateEntry
+}
+
+type lateEntry struct {
+	pk      patKey
+	last    int64
+	lastHop uint8
+	frame   uint64
+	ends    uint16 // hops whose capture ended within the window after last
+}
+
+func newEngine(nh int, window int64) *engine {
+	e := &engine{
+		nh: nh, window: window,
+		start: make([]int64, nh), end: make([]int64, nh),
+		ring: make([]entry, 1024), mask: 1023,
+		idx:      make(map[uint64]uint64, 4096),
+		patterns: map[patKey]*patStat{},
+		segs:     map[segKey]*segStat{},
+		hops:     make([]hopStats, nh),
+		now:      math.MinInt64,
+	}
+	e.classes.init()
+	e.nat.init()
+	e.tunnels.init()
+	for i := range e.end {
+		e.start[i] = math.MaxInt64
+		e.end[i] = math.MaxInt64
+	}
+	return e
+}
+
+// add is one frame of hop h, in (corrected) time order across all hops.
+func (e *engine) add(h int, s *sighting) {
+	hs := &e.hops[h]
+	hs.packets++
+	t := s.t
+	if t > e.now {
+		e.now = t
+		e.expire(false)
+	}
+	if s.encKind != 0 {
+		e.tunnels.add(h, s)
+	}
+	if s.key == 0 {
+		hs.unmatchable++
+		return
+	}
+	if seq, ok := e.idx[s.key]; ok && seq >= e.head {
+		en := &e.ring[seq&e.mask]
+		if en.key == s.key && t-en.last <= e.window {
+			bit := uint16(1) << uint(h)
+			if en.seen&bit != 0 {
+				hs.dups++
+				return
+			}
+			en.seen |= bit
+			if t > en.last {
+				en.last = t
+			}
+			prev := &en.s[0]
+			if en.n > 0 {
+				prev = &en.s[en.n-1]
+			}
+			if prev.tupH != s.tupH {
+				e.nat.record(prev.hop, &en.lastTup, uint8(h), &s.tup)
+			}
+			en.lastTup = s.tup
+			if int(en.n) < maxSight {
+				en.s[en.n] = sightRec{t: t, frame: s.frame, tupH: s.tupH, hop: uint8(h), tunnel: s.tunnel}
+				en.n++
+			}
+			return
+		}
+	}
+	if e.tail-e.head == uint64(len(e.ring)) {
+		e.grow()
+	}
+	seq := e.tail
+	e.tail++
+	en := &e.ring[seq&e.mask]
+	*en = entry{key: s.key, first: t, last: t, n: 1, seen: uint16(1) << uint(h), lastTup: s.tup,
+		class: e.classes.lookup(s)}
+	en.s[0] = sightRec{t: t, frame: s.frame, tupH: s.tupH, hop: uint8(h), tunnel: s.tunnel}
+	e.idx[s.key] = seq
+	e.entries++
+}
+
+func (e *engine) grow() {
+	n := make([]entry, 2*len(e.ring))
+	mask := uint64(len(n) - 1)
+	for s := e.head; s < e.tail; s++ {
+		n[s&mask] = e.ring[s&e.mask]
+	}
+	e.ring, e.mask = n, mask
+}
+
+// expire finalizes the packets whose last sighting is older than the
+// window (all of them when flush is set).
+func (e *engine) expire(flush bool) {
+	for e.head < e.tail {
+		en := &e.ring[e.head&e.mask]
+		if !flush && e.now-en.last <= e.window {
+			return
+		}
+		e.finalize(en)
+		if s, ok := e.idx[en.key]; ok && s == e.head {
+			delete(e.idx, en.key)
+		}
+		e.head++
+	}
+}
+
+// finalize accounts one packet whose window has closed: its path pattern,
+// the delays between consecutive sightings, and whether NAT or a tunnel
+// touched it.
+func (e *engine) finalize(en *entry) {
+	var seq uint64
+	for i := 0; i < int(en.n); i++ {
+		seq |= uint64(en.s[i].hop+1) << (4 * uint(i))
+	}
+	var cens, ends uint16
+	for h := 0; h < e.nh; h++ {
+		switch {
+		case en.last < e.start[h] || en.last > e.end[h]:
+			cens |= 1 << uint(h)
+		case e.end[h] != math.MaxInt64 && en.last+e.window > e.end[h]:
+			ends |= 1 << uint(h)
+		}
+	}
+	pk := patKey{class: en.class, seq: seq, cens: cens}
+	if ends != 0 {
+		e.late = append(e.late, lateEntry{pk: pk, last: en.last, lastHop: en.s[en.n-1].hop, frame: en.s[en.n-1].frame, ends: ends})
+	} else {
+		e.count(pk, en.s[en.n-1].frame)
+	}
+	c := &e.classes.list[en.class]
+	c.packets++
+	if en.n < 2 {
+		return
+	}
+	c.matched++
+	nat := false
+	for i := 0; i < int(en.n); i++ {
+		sr := &en.s[i]
+		e.hops[sr.hop].matched++
+		if sr.tunnel != 0 {
+			c.tunnels |= 1 << sr.tunnel
+		}
+		if i == 0 {
+			continue
+		}
+		pr := &en.s[i-1]
+		if pr.tupH != sr.tupH {
+			nat = true
+		}
+		sk := segKey{class: en.class, a: pr.hop, b: sr.hop}
+		st := e.segs[sk]
+		if st == nil {
+			st = &segStat{prevA: math.MinInt64}
+			e.segs[sk] = st
+		}
+		st.hist.add(sr.t - pr.t)
+		// Reordering: this packet left a after the previous one of the
+		// class on this segment but reached b before it.
+		if st.prevA != math.MinInt64 && pr.t > st.prevA && sr.t < st.prevB {
+			st.reordered++
+		}
+		st.prevA, st.prevB = pr.t, sr.t
+	}
+	switch {
+	case en.n > c.maxN:
+		c.maxN, c.atMax, c.natAtMax = en.n, 1, 0
+		if nat {
+			c.natAtMax = 1
+		}
+	case en.n == c.maxN:
+		c.atMax++
+		if nat {
+			c.natAtMax++
+		}
+	}
+	if nat {
+		c.nat++
+	}
+}
+
+// count adds one packet to its path pattern.
+func (e *engine) count(pk patKey, frame uint64) {
+	p := e.patterns[pk]
+	if p == nil {
+		p = &patStat{}
+		e.patterns[pk] = p
+	}
+	p.count++
+	if len(p.examples) < 5 {
+		p.examples = append(p.examples, frame)
+	}
+}
+
+// settleLate decides, for packets seen shortly before a hop's capture ended,
+// whether that hop should have seen them: yes when the capture went on for
+// longer than twice the largest delay observed towards it from the packet's
+// last hop (plus 10 ms), never more than the window.
+func (e *engine) settleLate() {
+	allow := make([]int64, e.nh*e.nh)
+	for i := range allow {
+		allow[i] = -1
+	}
+	for k, st := range e.segs {
+		i := int(k.a)*e.nh + int(k.b)
+		if st.hist.max > allow[i] {
+			allow[i] = st.hist.max
+		}
+	}
+	for _, l := range e.late {
+		cens := l.pk.cens
+		for h := 0; h < e.nh; h++ {
+			if l.ends&(1<<uint(h)) == 0 {
+				continue
+			}
+			a := e.window
+			if m := allow[int(l.lastHop)*e.nh+h]; m >= 0 {
+				a = min(a, 2*m+10e6)
+			}
+			if l.last+a > e.end[h] {
+				cens |= 1 << uint(h)
+			}
+		}
+		pk := l.pk
+		pk.cens = cens
+		e.count(pk, l.frame)
+	}
+	e.late = nil
+}
