@@ -25,6 +25,9 @@ const maxTableRows = 50
 // Finish implements analyze.Analyzer.
 func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 	res := a.Result()
+	if len(res.Pools) == 0 && len(res.Drops) == 0 {
+		return // no NAT in these inputs: add nothing to the report
+	}
 	name := func(i int) string {
 		if i >= 0 && i < len(inputs) {
 			return inputs[i].Name

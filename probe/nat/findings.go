@@ -50,14 +50,15 @@ func Findings(s *Snapshot, a *Analysis, d *Delta, th Thresholds) []report.Findin
 	return out
 }
 
-// droppedFlows is the number of new connections the kernel refused: the
-// insert_failed increase over the interval, or since the table was created
-// with a single snapshot.
+// droppedFlows is the number of new connections the kernel refused since
+// the conntrack table was created (insert_failed), and a phrase with the
+// increase over the interval when there is one.
 func droppedFlows(s *Snapshot, d *Delta) (uint64, string) {
+	since := "since the conntrack table was created"
 	if d != nil {
-		return d.Stats.InsertFailed, fmt.Sprintf("in the last %s", d.Interval.Round(1e6))
+		since += fmt.Sprintf(", %d in the last %s", d.Stats.InsertFailed, d.Interval.Round(1e6))
 	}
-	return s.Conntrack.Total.InsertFailed, "since the conntrack table was created"
+	return s.Conntrack.Total.InsertFailed, since
 }
 
 func exhaustion(s *Snapshot, a *Analysis, d *Delta, th Thresholds) []report.Finding {
@@ -139,6 +140,7 @@ func exhaustion(s *Snapshot, a *Analysis, d *Delta, th Thresholds) []report.Find
 		if d != nil {
 			ev["interval_seconds"] = d.Interval.Seconds()
 			ev["insert_failed_per_second"] = round3(d.PerSecond(float64(d.Stats.InsertFailed)))
+			ev["dropped_flows_in_interval"] = d.Stats.InsertFailed
 			if t, ok := d.TimeToExhaustion(p); ok {
 				ev["seconds_to_exhaustion"] = round3(t.Seconds())
 			}

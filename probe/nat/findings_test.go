@@ -124,7 +124,7 @@ func TestDeltaAndConntrackFull(t *testing.T) {
 	if got := ids(fs); got != "nat.port-exhaustion/error" {
 		t.Errorf("findings %s", got)
 	}
-	if fs[0].Evidence["dropped_flows"] != uint64(10) || fs[0].Evidence["seconds_to_exhaustion"] != 0.587 {
+	if fs[0].Evidence["dropped_flows"] != uint64(70) || fs[0].Evidence["dropped_flows_in_interval"] != uint64(10) || fs[0].Evidence["seconds_to_exhaustion"] != 0.587 {
 		t.Errorf("evidence %v", fs[0].Evidence)
 	}
 	_ = fmt.Sprint
