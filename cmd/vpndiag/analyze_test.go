@@ -15,8 +15,9 @@ import (
 	"github.com/vpndiag/vpndiag/report"
 )
 
-// TestAnalyzeGolden renders analyze reports of real captures in every format
-// and compares them with the committed golden files.
+// TestAnalyzeGolden renders analyze reports of real captures (the shared
+// corpus and the lab fixtures) in every format and compares them with the
+// committed golden files.
 func TestAnalyzeGolden(t *testing.T) {
 	cases := []struct{ name, file string }{
 		{"vxlan", "the-tcpdump-group_tcpdump/vxlan.pcap"},
@@ -25,10 +26,19 @@ func TestAnalyzeGolden(t *testing.T) {
 		{"gre", "the-tcpdump-group_tcpdump/various_gre.pcap"},
 		{"ikev2-null", "the-tcpdump-group_tcpdump/ikev2four.pcap"},
 		{"sll-arp", "zeek_zeek/linuxsll-arp.pcap"},
+		// Lab fixtures (testdata/fixtures/README.md tells what the lab did).
+		{"fixture-vxlan", "fixtures/vxlan/vxlan.pcap"},
+		{"fixture-mixed", "fixtures/mixed/mixed.pcapng"},
+		{"fixture-nat-dns-gw-out", "fixtures/nat-dns/gw-out.pcap"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			path := relTo(t, corpus(t, c.file))
+			var path string
+			if strings.HasPrefix(c.file, "fixtures/") {
+				path = relTo(t, filepath.Join(moduleRoot(t), "testdata", c.file))
+			} else {
+				path = relTo(t, corpus(t, c.file))
+			}
 			for _, f := range []string{"text", "json", "md"} {
 				out, errOut, code := vpndiag(t, "analyze", "--fail-on", "none", "--format", f, path)
 				if code != 0 {
@@ -296,5 +306,46 @@ func TestHelpHasExamples(t *testing.T) {
 		if c.Example == "" || c.Short == "" {
 			t.Errorf("command %s has no example or short description", c.Name())
 		}
+	}
+}
+
+// TestAnalyzeFixtureTruth checks analyze's protocol counts on the VXLAN lab
+// fixture against what the lab recorded when it made it (truth.json).
+func TestAnalyzeFixtureTruth(t *testing.T) {
+	dir := filepath.Join(moduleRoot(t), "testdata", "fixtures", "vxlan")
+	b, err := os.ReadFile(filepath.Join(dir, "truth.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truth struct {
+		Did     map[string]uint64 `json:"did"`
+		Counted map[string]uint64 `json:"counted"`
+	}
+	if err := json.Unmarshal(b, &truth); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := vpndiag(t, "analyze", "--format", "json", filepath.Join(dir, "vxlan.pcap"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	s := summaryOf(t, readReport(t, out))
+	got := map[string]uint64{}
+	for _, p := range s.Protocols {
+		if p.Layer == "inner" {
+			got["inner_"+p.Protocol] = p.Packets
+		}
+	}
+	for _, tc := range s.Tunnels {
+		if tc.Kind == "vxlan" && tc.ID != nil && uint64(*tc.ID) == truth.Did["vni"] {
+			got["vxlan_packets"] = tc.Packets
+		}
+	}
+	for _, k := range []string{"inner_icmp", "inner_tcp", "inner_udp", "vxlan_packets"} {
+		if got[k] != truth.Counted[k] || got[k] == 0 {
+			t.Errorf("%s = %d, the lab recorded %d", k, got[k], truth.Counted[k])
+		}
+	}
+	if want := 2 * truth.Did["pings"]; got["inner_icmp"] != want {
+		t.Errorf("inner ICMP = %d, want %d (%d pings and their replies)", got["inner_icmp"], want, truth.Did["pings"])
 	}
 }
