@@ -149,7 +149,9 @@ func parseFilter(expr string) (*fnode, error) {
 	return n, nil
 }
 
-func (p *fparser) errAt(pos int, msg string) error { return &FilterError{Expr: p.expr, Pos: pos, Msg: msg} }
+func (p *fparser) errAt(pos int, msg string) error {
+	return &FilterError{Expr: p.expr, Pos: pos, Msg: msg}
+}
 
 func (p *fparser) peek(k int) string {
 	if p.i+k < len(p.toks) {
