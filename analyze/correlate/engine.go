@@ -304,6 +304,15 @@ func (e *engine) settleLate() {
 			allow[i] = st.hist.max
 		}
 	}
+	// A hop that packets reach before the last hop did (upstream of it)
+	// was passed before the last sighting: no allowance needed.
+	for a := 0; a < e.nh; a++ {
+		for h := 0; h < e.nh; h++ {
+			if allow[a*e.nh+h] < 0 && allow[h*e.nh+a] >= 0 {
+				allow[a*e.nh+h] = -2
+			}
+		}
+	}
 	for _, l := range e.late {
 		cens := l.pk.cens
 		for h := 0; h < e.nh; h++ {
@@ -311,7 +320,10 @@ func (e *engine) settleLate() {
 				continue
 			}
 			a := e.window
-			if m := allow[int(l.lastHop)*e.nh+h]; m >= 0 {
+			switch m := allow[int(l.lastHop)*e.nh+h]; {
+			case m == -2:
+				a = 0
+			case m >= 0:
 				a = min(a, 2*m+10e6)
 			}
 			if l.last+a > e.end[h] {
