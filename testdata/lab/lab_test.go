@@ -238,9 +238,10 @@ func TestVXLAN(t *testing.T) {
 	}
 }
 
-// TestIPv6AndSwitch routes IPv6 through a forwarding host and pings three
-// hosts sharing a switch segment.
-func TestIPv6AndSwitch(t *testing.T) {
+// TestIPv6AndBridges routes IPv6 through a forwarding host, pings across a
+// 3-port switch namespace, and through a Linux bridge (with an address) in
+// an ordinary host.
+func TestIPv6AndBridges(t *testing.T) {
 	Require(t, "ping")
 	topo := New(t, `
 host a
@@ -254,11 +255,16 @@ link b:eth0=2001:2:0:2::2/64,198.18.2.2/24 sw:p2
 link c:eth0=198.18.2.3/24 sw:p3
 route a default6 via 2001:2:0:1::1
 route b default6 via 2001:2:0:2::1
+host hb
+bridge hb:br1 198.18.4.1/24
+link a:eth1=198.18.4.2/24 hb:p1@br1
+link b:eth1=198.18.4.3/24 hb:p2@br1
 `)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	for _, tc := range []struct{ host, dst string }{
 		{"a", "2001:2:0:2::2"}, {"b", "198.18.2.3"}, {"c", "198.18.2.1"},
+		{"a", "198.18.4.1"}, {"a", "198.18.4.3"},
 	} {
 		out, err := topo.Exec(ctx, tc.host, "ping", "-c", "3", "-i", "0.2", "-W", "2", tc.dst)
 		if err != nil || !strings.Contains(string(out), "3 packets transmitted, 3 received") {
@@ -315,5 +321,61 @@ func TestCaptureNG(t *testing.T) {
 	}
 	if perIf[0] != 8 || perIf[1] != 8 {
 		t.Errorf("packets per interface %v, want 8 and 8", perIf)
+	}
+}
+
+// TestLossHooks puts 100% loss rules on the input, output, ingress and egress
+// hooks, each for its own UDP port, sends 50 datagrams to each port and to a
+// control port, and checks each rule's counter is exactly 50 and that only
+// the control port's datagrams arrive.
+func TestLossHooks(t *testing.T) {
+	topo := New(t, `
+host a
+host b
+link a:eth0=198.18.1.1/24 b:eth0=198.18.1.2/24
+loss b input udp dport 6000 100%
+loss b ingress iif eth0 udp dport 6001 100%
+loss a output oif eth0 udp dport 6002 100%
+loss a egress oif eth0 udp dport 6003 100%
+`)
+	c := capture(t, topo, "b", "eth0", "udp")
+	for port := 6000; port <= 6004; port++ {
+		var s struct{ Sent, Errors int }
+		toolJSON(t, topo, "a", &s, "udp-send", "-to", fmt.Sprintf("198.18.1.2:%d", port), "-count", "50", "-rate", "1000", "-fresh")
+		// A drop on the local output hook fails sendmsg with EPERM.
+		if wantSent := map[bool]int{true: 0, false: 50}[port == 6002]; s.Sent != wantSent || s.Sent+s.Errors != 50 {
+			t.Fatalf("port %d: sent %d, errors %d, want %d sent of 50", port, s.Sent, s.Errors, wantSent)
+		}
+	}
+	stop(t, c)
+	seen := map[uint16]int{}
+	for _, p := range readPackets(t, c.File) {
+		seen[p.dport]++
+	}
+	// input drops after the capture point; ingress runs after the packet
+	// socket tap too, so tcpdump on b:eth0 still sees 6000 and 6001.
+	want := map[uint16]int{6000: 50, 6001: 50, 6004: 50}
+	for port := uint16(6000); port <= 6004; port++ {
+		if seen[port] != want[port] {
+			t.Errorf("b:eth0 saw %d datagrams to %d, want %d", seen[port], port, want[port])
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	re := regexp.MustCompile(`counter packets (\d+) .*comment "line (\d+)"`)
+	got := map[string]string{}
+	for _, h := range []string{"a", "b"} {
+		rs, err := topo.Exec(ctx, h, "nft", "list", "ruleset")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(rs), -1) {
+			got[m[2]] = m[1]
+		}
+	}
+	for _, line := range []string{"5", "6", "7", "8"} {
+		if got[line] != "50" {
+			t.Errorf("rule of line %s counted %q drops, want 50 (all counters: %v)", line, got[line], got)
+		}
 	}
 }

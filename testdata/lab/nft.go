@@ -168,6 +168,13 @@ func lossRule(l *Loss) string {
 	case l.Proto != "":
 		m = append(m, "meta l4proto "+l.Proto)
 	}
-	m = append(m, fmt.Sprintf("numgen random mod 100 < %d counter drop comment \"line %d\"", l.Percent, l.Line))
+	switch l.Percent {
+	case 0: // count the matches, drop nothing
+		m = append(m, fmt.Sprintf("counter comment \"line %d\"", l.Line))
+	case 100: // nft refuses "< 100" for mod 100: drop everything
+		m = append(m, fmt.Sprintf("counter drop comment \"line %d\"", l.Line))
+	default:
+		m = append(m, fmt.Sprintf("numgen random mod 100 < %d counter drop comment \"line %d\"", l.Percent, l.Line))
+	}
 	return strings.Join(m, " ")
 }

@@ -104,6 +104,19 @@ func TestRuleset(t *testing.T) {
 	if !strings.Contains(wire, "table bridge vdlab {") || !strings.Contains(wire, `iifname "p1" udp dport 4789 numgen random mod 100 < 10`) {
 		t.Errorf("switch loss must be a bridge-family rule:\n%s", wire)
 	}
+	edge, err := Parse("host a\nloss a input udp 0%\nloss a output tcp dport 80 100%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := edge.Ruleset("a")
+	for _, want := range []string{`meta l4proto udp counter comment "line 2"`, `tcp dport 80 counter drop comment "line 3"`} {
+		if !strings.Contains(rs, want) {
+			t.Errorf("0%%/100%% rules: want %q in:\n%s", want, rs)
+		}
+	}
+	if strings.Contains(rs, "numgen") {
+		t.Errorf("0%% and 100%% need no numgen (nft refuses < 100):\n%s", rs)
+	}
 	if rs := topo.Ruleset("dns"); rs != "" {
 		t.Errorf("dns has no rules, got:\n%s", rs)
 	}
