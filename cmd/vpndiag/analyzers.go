@@ -4,4 +4,5 @@ package main
 // packages' init functions; importing a package here makes it available.
 import (
 	_ "github.com/vpndiag/vpndiag/analyze" // summary
+	_ "github.com/vpndiag/vpndiag/analyze/tcp"
 )
