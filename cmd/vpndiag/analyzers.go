@@ -4,5 +4,8 @@ package main
 // packages' init functions; importing a package here makes it available.
 import (
 	_ "github.com/vpndiag/vpndiag/analyze" // summary
+	_ "github.com/vpndiag/vpndiag/analyze/bgp"
+	_ "github.com/vpndiag/vpndiag/analyze/ipsec"
+	_ "github.com/vpndiag/vpndiag/analyze/nat"
 	_ "github.com/vpndiag/vpndiag/analyze/tcp"
 )
