@@ -135,10 +135,19 @@ func estimatePair(a, b int, sa, sb map[uint64]sample) (pairEstimate, bool) {
 	case lo != math.MinInt64:
 		e.offset, e.method = lo, MethodOneWay
 	default:
-		// Same link, one direction, no TTL change: the delay is the
-		// propagation through a wire or bridge; take the smallest delta.
-		e.offset, e.method = nearMin, MethodSameLink
-		_ = nearMax
+		// Same link, one direction, no TTL change: nothing tells the
+		// offset from the delay (a wire or bridge: microseconds). Keep
+		// the order the timestamps show: take the delta nearest zero when
+		// all have one sign, else assume synchronised clocks.
+		e.method = MethodSameLink
+		switch {
+		case nearMin >= 0:
+			e.offset = nearMin
+		case nearMax <= 0:
+			e.offset = nearMax
+		default:
+			e.offset, e.unc = 0, max(-nearMin, nearMax)
+		}
 	}
 	return e, true
 }

@@ -145,8 +145,10 @@ func runTrace(cmd *cobra.Command, g *globalOptions, o *traceOptions, args []stri
 	rep := newReport("trace", args)
 	rep.Title = fmt.Sprintf("trace over %d hops", len(hops))
 	res.Fill(rep, opt)
-	if err := g.emit(rep); err != nil {
-		return err
+	emitErr := g.emit(rep)
+	var ee *exitError
+	if emitErr != nil && (!errors.As(emitErr, &ee) || ee.code != exitFindings) {
+		return emitErr
 	}
 	if nc := res.NoCommon(); len(nc) > 0 {
 		return usageErr("hops with no packets in common with any other hop: %s", strings.Join(nc, ", "))
@@ -156,5 +158,5 @@ func runTrace(cmd *cobra.Command, g *globalOptions, o *traceOptions, args []stri
 			return usageErr("hop %s: %v", h.Name, h.Err)
 		}
 	}
-	return nil
+	return emitErr
 }
