@@ -23,6 +23,12 @@ Regenerate (root; apt-get install iproute2 nftables ethtool tcpdump dnsmasq-base
 wireshark-common conntrack iputils-ping):
 
     go test ./testdata/lab/ -run TestFixtures -fixtures -v
+    go test ./testdata/lab/ -run TestFixtures -fixtures -fixtures-only mixed -v   # one fixture
+    go test ./testdata/lab/ -run TestFixtures -fixtures -fixtures-only readme     # only this README
+
+Other packages' golden files are made from these captures (cmd/vpndiag,
+analyze/...): regenerating a fixture changes its packets, so refresh those
+goldens in the same change.
 
 Numbers below are from the last regeneration (they vary a little between runs:
 the NAT's port choice and the loss are random).
@@ -81,8 +87,9 @@ mixed.pcapng ({{index .Files "mixed.pcapng"}} frames) was written by dumpcap on 
 
 {{indent .Topo}}
 Traffic: {{.Did.pings}} pings client->server, {{.Did.dns_queries}} DNS queries to dnsmasq on server ({{.Did.dns_answered}} answered),
-{{.Did.udp_datagrams}} UDP datagrams to port 9000 from one socket (nobody listens: ICMP port unreachable
-comes back for each).
+{{.Did.udp_datagrams}} UDP datagrams to port 9000 from one socket (nobody listens: the server answers with ICMP
+port unreachable, {{.Counted.icmp_port_unreachable}} of them counted over both interfaces, the rest suppressed by the
+kernel's ICMP rate limit).
 Both interfaces are Ethernet; the interface blocks carry the names eth0 and eth1.
 {{end}}
 ## loss-wire/ — 30% loss of one traffic class on a switch between two routers

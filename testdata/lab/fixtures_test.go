@@ -18,7 +18,10 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-var regenFixtures = flag.Bool("fixtures", false, "regenerate the committed captures in testdata/fixtures from the lab (needs root)")
+var (
+	regenFixtures = flag.Bool("fixtures", false, "regenerate the committed captures in testdata/fixtures from the lab (needs root)")
+	regenOnly     = flag.String("fixtures-only", "", "with -fixtures: regenerate only this fixture (nat-dns, vxlan, mixed, loss-wire; \"readme\": none, only re-render README.md)")
+)
 
 // fixturesDir is testdata/fixtures, relative to this package's directory.
 const fixturesDir = "../fixtures"
@@ -71,6 +74,9 @@ func TestFixtures(t *testing.T) {
 		}{
 			{"nat-dns", genNATDNS}, {"vxlan", genVXLAN}, {"mixed", genMixed}, {"loss-wire", genLossWire},
 		} {
+			if *regenOnly != "" && *regenOnly != g.name {
+				continue
+			}
 			t.Run("generate/"+g.name, func(t *testing.T) {
 				dir := filepath.Join(fixturesDir, g.name)
 				tmp := t.TempDir()
@@ -425,6 +431,7 @@ func genMixed(t *testing.T, dir string) *truth {
 		Did:   map[string]int{"pings": 3, "dns_queries": q.Sent, "dns_answered": q.Answered, "udp_datagrams": u.Sent},
 		Files: map[string]int{"mixed.pcapng": c.Stats().Packets}, Counted: countPerInterface(t, file),
 	}
+	tr.Counted["icmp_port_unreachable"] = countUnreachable(t, file)
 	t.Logf("mixed truth: %+v", tr)
 	return tr
 }
@@ -444,11 +451,25 @@ func countPerInterface(t *testing.T, file string) map[string]int {
 	return m
 }
 
+// countUnreachable counts ICMP destination unreachable messages.
+func countUnreachable(t *testing.T, file string) int {
+	n := 0
+	for _, p := range readPackets(t, file) {
+		if p.proto == layers.IPProtocolICMPv4 && p.innerICMPType == layers.ICMPv4TypeDestinationUnreachable {
+			n++
+		}
+	}
+	return n
+}
+
 func verifyMixed(t *testing.T) {
 	dir := filepath.Join(fixturesDir, "mixed")
 	tr := loadTruth(t, dir)
 	checkFiles(t, dir, tr)
 	got := countPerInterface(t, filepath.Join(dir, "mixed.pcapng"))
+	if n := countUnreachable(t, filepath.Join(dir, "mixed.pcapng")); n != tr.Counted["icmp_port_unreachable"] {
+		t.Errorf("%d ICMP unreachable, truth %d", n, tr.Counted["icmp_port_unreachable"])
+	}
 	if len(got) != 2 || got["interface_0"] != tr.Counted["interface_0"] || got["interface_1"] != tr.Counted["interface_1"] {
 		t.Errorf("per interface %v, truth %v (want two Ethernet interfaces)", got, tr.Counted)
 	}
