@@ -379,3 +379,38 @@ loss a egress oif eth0 udp dport 6003 100%
 		}
 	}
 }
+
+// TestTCPTools runs labtool's TCP commands through the NAT gateway: 20
+// connects and one 64 KiB transfer with a small MSS, counted by the sink and
+// by a capture of the SYNs on gw's outside interface.
+func TestTCPTools(t *testing.T) {
+	topo := New(t, natTopo)
+	sink := startSink(t, topo, "server", "tcp-sink", "-listen", "198.18.2.10:7000", "-conns", "21", "-duration", "60s")
+	c := capture(t, topo, "gw", "eth1", "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0")
+	var conn struct{ Attempted, Connected, Failed int }
+	toolJSON(t, topo, "client", &conn, "tcp-connect", "-to", "198.18.2.10:7000", "-count", "20", "-rate", "100")
+	var sent struct {
+		Bytes  int
+		Writes int
+	}
+	toolJSON(t, topo, "client", &sent, "tcp-send", "-to", "198.18.2.10:7000", "-bytes", "65536", "-write", "512", "-mss", "500")
+	var got struct{ Conns, Bytes int }
+	procJSON(t, sink, &got)
+	stop(t, c)
+	if conn.Attempted != 20 || conn.Connected != 20 || sent.Bytes != 65536 || sent.Writes != 128 {
+		t.Errorf("tcp-connect %+v, tcp-send %+v; want 20/20 connected, 65536 bytes in 128 writes", conn, sent)
+	}
+	if got.Conns != 21 || got.Bytes != 65536 {
+		t.Errorf("sink saw %d connections and %d bytes, want 21 and 65536", got.Conns, got.Bytes)
+	}
+	syns := 0
+	for _, p := range readPackets(t, c.File) {
+		if p.src.String() != "198.18.2.1" || p.sport < 20000 || p.sport > 20099 {
+			t.Errorf("SYN frame %d from %s:%d, want 198.18.2.1 port 20000-20099", p.n, p.src, p.sport)
+		}
+		syns++
+	}
+	if syns != 21 {
+		t.Errorf("%d SYNs on gw's outside, want 21", syns)
+	}
+}
