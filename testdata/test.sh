@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 FUZZTIME=${FUZZTIME:-10s}
 GORELEASER_VERSION=v2.16.0
-APT_PACKAGES="tcpdump tshark iperf3 nftables conntrack dnsmasq-base iproute2 ethtool iputils-ping bird2 wireguard-tools openssh-server openssh-client"
+WIREGUARD_GO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446 # userspace WireGuard for the lab
+APT_PACKAGES="tcpdump tshark wireshark-common iperf3 nftables iptables conntrack dnsmasq-base iproute2 ethtool iputils-ping bird2 wireguard-tools procps time util-linux bsdutils"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -40,6 +41,11 @@ export PATH="$PATH:$(go env GOPATH)/bin"
 if ! goreleaser --version 2>/dev/null | grep -q "${GORELEASER_VERSION#v}"; then
   step "goreleaser $GORELEASER_VERSION"
   GOFLAGS= go install "github.com/goreleaser/goreleaser/v2@$GORELEASER_VERSION"
+fi
+
+if ! command -v wireguard >/dev/null; then
+  step "wireguard-go $WIREGUARD_GO_VERSION"
+  GOFLAGS= go install "golang.zx2c4.com/wireguard@$WIREGUARD_GO_VERSION"
 fi
 
 step "gofmt"
