@@ -6,6 +6,7 @@ import (
 	_ "github.com/vpndiag/vpndiag/analyze" // summary
 	_ "github.com/vpndiag/vpndiag/analyze/bgp"
 	_ "github.com/vpndiag/vpndiag/analyze/ipsec"
+	_ "github.com/vpndiag/vpndiag/analyze/wireguard"
 	_ "github.com/vpndiag/vpndiag/analyze/nat"
 	_ "github.com/vpndiag/vpndiag/analyze/tcp"
 )
