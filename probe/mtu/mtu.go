@@ -66,11 +66,11 @@ type Outcome string
 
 // Probe outcomes.
 const (
-	Reply       Outcome = "reply"        // echo reply received
-	FragNeeded  Outcome = "frag-needed"  // ICMP destination unreachable, fragmentation needed (type 3 code 4)
+	Reply       Outcome = "reply"         // echo reply received
+	FragNeeded  Outcome = "frag-needed"   // ICMP destination unreachable, fragmentation needed (type 3 code 4)
 	LocalTooBig Outcome = "local-too-big" // refused by this host's interface MTU (EMSGSIZE)
-	Timeout     Outcome = "timeout"      // neither reply nor error within the timeout
-	Unreachable Outcome = "unreachable"  // another ICMP error (host/net/port unreachable, prohibited, TTL)
+	Timeout     Outcome = "timeout"       // neither reply nor error within the timeout
+	Unreachable Outcome = "unreachable"   // another ICMP error (host/net/port unreachable, prohibited, TTL)
 )
 
 // Probe is one sent echo.
@@ -92,8 +92,8 @@ type Probe struct {
 // "fragmentation needed".
 type FragSource struct {
 	From     string `json:"from"`
-	MTU      int    `json:"mtu"`       // advertised next-hop MTU (0: the router did not say)
-	Count    int    `json:"count"`     // errors received
+	MTU      int    `json:"mtu"`      // advertised next-hop MTU (0: the router did not say)
+	Count    int    `json:"count"`    // errors received
 	Smallest int    `json:"smallest"` // smallest probe size it refused
 }
 

@@ -101,4 +101,3 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
-
