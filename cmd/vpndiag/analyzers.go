@@ -5,6 +5,7 @@ package main
 import (
 	_ "github.com/vpndiag/vpndiag/analyze" // summary
 	_ "github.com/vpndiag/vpndiag/analyze/bgp"
+	_ "github.com/vpndiag/vpndiag/analyze/flood"
 	_ "github.com/vpndiag/vpndiag/analyze/ipsec"
 	_ "github.com/vpndiag/vpndiag/analyze/wireguard"
 	_ "github.com/vpndiag/vpndiag/analyze/nat"

@@ -1,0 +1,47 @@
+package flood
+
+import (
+	"testing"
+
+	"github.com/vpndiag/vpndiag/analyze/decode"
+)
+
+// floodRecords are a generated IKE flood (real message bytes) plus the
+// WireGuard and IKE corpus captures, decoded.
+func floodRecords(t testing.TB) []decode.Record {
+	return records(t, writeFlood(t, 3000, 500, 200), corpus(t, "ntop_nDPI/wireguard.pcap"),
+		corpus(t, "the-tcpdump-group_tcpdump/ikev2four.pcap"))
+}
+
+// TestPacketAllocs proves Packet does not allocate once targets and sources
+// are known.
+func TestPacketAllocs(t *testing.T) {
+	recs := floodRecords(t)
+	a := New()
+	for i := range recs {
+		a.Packet(&recs[i])
+	}
+	if n := testing.AllocsPerRun(20, func() {
+		for i := range recs {
+			a.Packet(&recs[i])
+		}
+	}); n != 0 {
+		t.Fatalf("Packet allocated %.1f times per pass over %d records", n, len(recs))
+	}
+}
+
+// BenchmarkPacket measures the analyzer over a decoded flood (every
+// packet an attempt or an answer) and the IKE/WireGuard corpus.
+func BenchmarkPacket(b *testing.B) {
+	b.StopTimer()
+	recs := floodRecords(b)
+	a := New()
+	b.ReportAllocs()
+	b.StartTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range recs {
+			a.Packet(&recs[j])
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/packet")
+}
