@@ -10,4 +10,5 @@ import (
 	_ "github.com/vpndiag/vpndiag/analyze/wireguard"
 	_ "github.com/vpndiag/vpndiag/analyze/nat"
 	_ "github.com/vpndiag/vpndiag/analyze/tcp"
+	_ "github.com/vpndiag/vpndiag/analyze/dns"
 )
