@@ -9,10 +9,12 @@ import (
 
 	"github.com/vpndiag/vpndiag/analyze"
 	"github.com/vpndiag/vpndiag/capture"
+	"github.com/vpndiag/vpndiag/report"
 )
 
 type analyzeOptions struct {
 	analyzers []string
+	baseline  string // previous JSON report: keep only new or worse findings
 }
 
 func init() {
@@ -37,6 +39,7 @@ the damage is still analysed, and the exit code is 2.`,
 				return runAnalyze(cmd, g, o, args)
 			},
 		}
+		cmd.Flags().StringVar(&o.baseline, "baseline", "", "report only findings that are new or worse than in this previous JSON report (`FILE`, vpndiag.report/v1); resolved ones are listed in a table")
 		cmd.Flags().StringSliceVar(&o.analyzers, "analyzers", nil, "run only these analyzers (default all: "+strings.Join(analyze.Names(), ",")+")")
 		_ = cmd.RegisterFlagCompletionFunc("analyzers", cobra.FixedCompletions(analyze.Names(), cobra.ShellCompDirectiveNoFileComp))
 		return cmd
@@ -46,6 +49,13 @@ the damage is still analysed, and the exit code is 2.`,
 func runAnalyze(cmd *cobra.Command, g *globalOptions, o *analyzeOptions, args []string) error {
 	if err := g.validate(); err != nil {
 		return err
+	}
+	var baseline *report.Report
+	if o.baseline != "" {
+		var err error
+		if baseline, err = report.ReadBaseline(o.baseline); err != nil {
+			return usageErr("--baseline: %v", err)
+		}
 	}
 	analyzers, unknown, ok := analyze.New(o.analyzers...)
 	if !ok {
@@ -72,6 +82,9 @@ func runAnalyze(cmd *cobra.Command, g *globalOptions, o *analyzeOptions, args []
 	if ie != nil && len(rep.Inputs) == 0 {
 		// Nothing could be opened: there is no report to print.
 		return &exitError{code: exitUsage, err: ie}
+	}
+	if baseline != nil {
+		report.ApplyBaseline(baseline, rep, o.baseline)
 	}
 	if err := g.emit(rep); err != nil {
 		return err
