@@ -10,6 +10,12 @@
 // proves exhaustion: the new flows that entered the NAT and never left it,
 // against the number of live mappings at that moment.
 //
+// The analysis streams: a flow is tracked while its mapping is live (until
+// its last packet plus the protocol's idle timeout, in capture time) and is
+// then folded into its pool's counters, so memory follows the number of live
+// flows, not the size of the capture. Only the inside/outside proof keeps
+// every flow, since the inside capture is read after the outside one.
+//
 // The analyzer is registered as "nat" and then treats every input as an
 // outside view; Run and New with Roles analyse an outside/inside pair.
 package nat
@@ -33,20 +39,42 @@ const (
 	RoleInside              // client side, before translation
 )
 
+// Default limits (see Options).
+const (
+	DefaultMaxFlows = 100_000
+	DefaultMaxPools = 100_000
+)
+
 // Options configure an analysis.
 type Options struct {
 	// Roles maps input index to its side. Inputs not listed are outside
 	// views analysed on their own.
 	Roles map[int]Role
-	// UDPTimeout and TCPTimeout are how long a mapping stays live after its
-	// last packet (defaults 30 s, Linux's nf_conntrack_udp_timeout, and 120 s).
-	UDPTimeout, TCPTimeout time.Duration
+	// UDPTimeout is how long a UDP mapping stays live after its last packet
+	// (default 30 s, Linux's nf_conntrack_udp_timeout).
+	UDPTimeout time.Duration
+	// TCPTimeout is how long a TCP mapping that is opening (SYN sent, not
+	// answered) or closing (FIN seen) stays live after its last packet
+	// (default 120 s, Linux's SYN_SENT and TIME_WAIT timeouts).
+	TCPTimeout time.Duration
+	// TCPEstablishedTimeout is how long an answered TCP mapping stays live
+	// when idle (default 5 days, Linux's nf_conntrack_tcp_timeout_established;
+	// cloud NATs use minutes).
+	TCPEstablishedTimeout time.Duration
+	// TCPCloseTimeout is how long a TCP mapping stays live after a reset
+	// (default 10 s, Linux's CLOSE timeout).
+	TCPCloseTimeout time.Duration
 	// MinFlows is how many flows a source must start to count as a NAT
 	// address (default 32).
 	MinFlows int
-	// MaxFlows bounds the flows kept per input (default 2,000,000); later
-	// new flows are counted but not tracked.
+	// MaxFlows bounds the flows tracked at once per input (default 100,000,
+	// about 35 MB of heap measured; with an inside capture, every flow of
+	// the pair is kept and MaxFlows bounds them all). New flows beyond it
+	// are counted as untracked and reported (nat.flow-limit).
 	MaxFlows int
+	// MaxPools bounds the pools (source, protocol, destination) counted
+	// per input (default 100,000); flows of further pools are untracked.
+	MaxPools int
 }
 
 func (o *Options) defaults() {
@@ -56,11 +84,20 @@ func (o *Options) defaults() {
 	if o.TCPTimeout <= 0 {
 		o.TCPTimeout = 120 * time.Second
 	}
+	if o.TCPEstablishedTimeout <= 0 {
+		o.TCPEstablishedTimeout = 5 * 24 * time.Hour
+	}
+	if o.TCPCloseTimeout <= 0 {
+		o.TCPCloseTimeout = 10 * time.Second
+	}
 	if o.MinFlows <= 0 {
 		o.MinFlows = 32
 	}
 	if o.MaxFlows <= 0 {
-		o.MaxFlows = 2_000_000
+		o.MaxFlows = DefaultMaxFlows
+	}
+	if o.MaxPools <= 0 {
+		o.MaxPools = DefaultMaxPools
 	}
 }
 
@@ -85,42 +122,37 @@ type matchKey struct {
 // matching (the first packet and retries).
 const maxMatch = 4
 
-// flow is one tracked flow, in the direction its first packet took.
-type flow struct {
-	key         dirKey
-	first, last int64
-	firstFrame  uint64
-	fwd, rev    uint32
-	match       [maxMatch]matchKey
-	nmatch      uint8
-}
-
-// side is what one input showed.
-type side struct {
-	role        Role
-	flows       []flow
-	index       map[dirKey]int32
-	untracked   uint64 // new flows beyond MaxFlows
-	first, last int64
-}
-
 // Analyzer is the NAT analyzer. Create it with New.
 type Analyzer struct {
-	opt   Options
-	sides map[int]*side
+	opt      Options
+	sides    map[int]*side
+	paired   bool     // an inside role was given: keep every flow for matching
+	timeouts [4]int64 // per timeout class (see class)
 }
 
 // New returns an analyzer with the given options.
 func New(opt Options) *Analyzer {
 	opt.defaults()
-	return &Analyzer{opt: opt, sides: map[int]*side{}}
+	a := &Analyzer{opt: opt, sides: map[int]*side{}}
+	for _, r := range opt.Roles {
+		if r == RoleInside {
+			a.paired = true
+		}
+	}
+	a.timeouts = [4]int64{
+		classUDP:      int64(opt.UDPTimeout),
+		classTCPOpen:  int64(opt.TCPTimeout),
+		classTCPEst:   int64(opt.TCPEstablishedTimeout),
+		classTCPReset: int64(opt.TCPCloseTimeout),
+	}
+	return a
 }
 
 // Name implements analyze.Analyzer.
 func (a *Analyzer) Name() string { return "nat" }
 
-// Packet implements analyze.Analyzer. It allocates only when a new flow
-// grows the flow table.
+// Packet implements analyze.Analyzer. It allocates only when a new flow or
+// pool grows a table.
 func (a *Analyzer) Packet(rec *decode.Record) {
 	l := rec.Outer()
 	if l == nil || l.IP.Fragment && l.IP.FragOffset > 0 {
@@ -132,7 +164,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	}
 	s := a.sides[rec.Input]
 	if s == nil {
-		s = &side{role: a.opt.Roles[rec.Input], index: map[dirKey]int32{}, first: rec.Time}
+		s = newSide(a.opt.Roles[rec.Input], a.paired, rec.Time)
 		a.sides[rec.Input] = s
 	}
 	if rec.Time < s.first {
@@ -141,22 +173,15 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	if rec.Time > s.last {
 		s.last = rec.Time
 	}
+	a.expire(s, s.last)
 	k := dirKey{proto: p, src: l.IP.Src, dst: l.IP.Dst, sport: l.L4.SrcPort, dport: l.L4.DstPort}
 	if i, ok := s.index[k]; ok {
-		f := &s.flows[i]
-		f.fwd++
-		f.last = max(f.last, rec.Time)
-		if f.nmatch < maxMatch {
-			f.match[f.nmatch] = keyOf(rec, l)
-			f.nmatch++
-		}
+		a.touch(s, i, true, rec, l)
 		return
 	}
 	r := dirKey{proto: p, src: l.IP.Dst, dst: l.IP.Src, sport: l.L4.DstPort, dport: l.L4.SrcPort}
 	if i, ok := s.index[r]; ok {
-		f := &s.flows[i]
-		f.rev++
-		f.last = max(f.last, rec.Time)
+		a.touch(s, i, false, rec, l)
 		return
 	}
 	// A TCP segment without SYN starts no flow we can attribute (mid-stream).
@@ -167,14 +192,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	if p == 6 && l.L4.Flags&decode.TCPAck != 0 {
 		return
 	}
-	if len(s.flows) >= a.opt.MaxFlows {
-		s.untracked++
-		return
-	}
-	f := flow{key: k, first: rec.Time, last: rec.Time, firstFrame: rec.Frame, fwd: 1, nmatch: 1}
-	f.match[0] = keyOf(rec, l)
-	s.index[k] = int32(len(s.flows))
-	s.flows = append(s.flows, f)
+	a.start(s, k, rec, l)
 }
 
 func keyOf(rec *decode.Record, l *decode.Level) matchKey {

@@ -13,7 +13,19 @@ import (
 const (
 	IDPortExhaustion = "nat.port-exhaustion"
 	IDRangeSmall     = "nat.range-small"
+	// IDFlowLimit says the flow or pool table limit was reached, so some
+	// new flows were counted but not analysed.
+	IDFlowLimit = "nat.flow-limit"
 )
+
+// RangeSmallShare is the share of a pool's observed port range that must be
+// mapped at once for nat.range-small (as live mode's default).
+const RangeSmallShare = 0.5
+
+// maxAscending is the share of ascending port steps above which a pool's
+// ports look sequential (client ports kept, or a sequential allocator), so
+// their span says nothing about the NAT's range.
+const maxAscending = 0.9
 
 // MinPool is the fewest distinct ports a pool must show before its shape
 // (a dense block all mapped at once) is read as a ceiling.
@@ -25,7 +37,7 @@ const maxTableRows = 50
 // Finish implements analyze.Analyzer.
 func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 	res := a.Result()
-	if len(res.Pools) == 0 && len(res.Drops) == 0 {
+	if len(res.Pools) == 0 && len(res.Drops) == 0 && res.Untracked == 0 {
 		return // no NAT in these inputs: add nothing to the report
 	}
 	name := func(i int) string {
@@ -52,15 +64,13 @@ func Findings(res *Result, name func(int) string) []report.Finding {
 			paired[d.Pool] = true
 		}
 	}
+	exhaustedPool := map[*Pool]bool{}
 	for _, d := range res.Drops {
-		if d.Dropped == 0 || d.Pool == nil || d.Pool.PeakMappings < MinPool {
-			continue
-		}
-		// Drops while the pool was far below its peak are loss, not a full pool.
-		if float64(d.LiveMaxAtDrop) < 0.9*float64(d.Pool.PeakMappings) {
+		if !exhausted(d) {
 			continue
 		}
 		p := d.Pool
+		exhaustedPool[p] = true
 		proto := protoName(d.Proto)
 		summary := fmt.Sprintf("%d of %d new %s flows to %s were dropped inside the NAT while %d mappings (ports %d-%d) were live",
 			d.Dropped, d.NewFlows, strings.ToUpper(proto), d.Dst, d.LiveMaxAtDrop, p.PortMin, p.PortMax)
@@ -127,7 +137,93 @@ func Findings(res *Result, name func(int) string) []report.Finding {
 			Remedy: Remedy(p),
 		})
 	}
+	for _, p := range res.Pools {
+		if exhaustedPool[p] || !rangeSmall(p) {
+			continue
+		}
+		out = append(out, rangeSmallFinding(p, name))
+	}
+	if res.Untracked > 0 {
+		out = append(out, report.Finding{
+			ID: IDFlowLimit, Severity: report.SeverityInfo,
+			Title: "NAT analysis hit its flow limit",
+			Summary: fmt.Sprintf("%d new flows were counted but not analysed: more than %d flows were live at once (or more than %d pools were seen), so flow counts, ports and peaks undercount",
+				res.Untracked, res.MaxFlows, res.MaxPools),
+			Evidence: map[string]any{"untracked_flows": res.Untracked, "max_flows": res.MaxFlows, "max_pools": res.MaxPools,
+				"peak_tracked_flows": res.PeakTracked},
+			Remedy: "Filter the capture to the traffic that crosses the NAT (e.g. `udp port 53` or one destination), or shorten the idle timeouts (--udp-timeout) so mappings expire sooner.",
+		})
+	}
 	return out
+}
+
+// exhausted is the pair's verdict for one destination: flows dropped inside
+// the NAT while its pool towards that destination was at its peak.
+func exhausted(d *Drops) bool {
+	if d.Dropped == 0 || d.Pool == nil || d.Pool.PeakMappings < MinPool {
+		return false
+	}
+	// Drops while the pool was far below its peak are loss, not a full pool.
+	return float64(d.LiveMaxAtDrop) >= 0.9*float64(d.Pool.PeakMappings)
+}
+
+// verdict names a destination's state in the drops table.
+func verdict(d *Drops) string {
+	switch {
+	case d.Dropped == 0:
+		return "clean"
+	case exhausted(d):
+		return "exhausted"
+	case d.Pool == nil || d.Pool.PeakMappings < MinPool:
+		return "dropped (too few mappings to judge)"
+	}
+	return "dropped below the pool's peak (loss, not exhaustion)"
+}
+
+// rangeSmall is the capture's evidence of a range that is small for the
+// traffic before it is full: the ports are spread over their span like a
+// random allocator's (so the span estimates the range), and at least
+// RangeSmallShare of that span was mapped at once. A full dense block is
+// nat.port-exhaustion instead; sequential ports (client ports kept, or a
+// sequential allocator) do not show the range at all.
+func rangeSmall(p *Pool) bool {
+	return !ceiling(p) && p.DistinctPorts >= MinPool && p.Ascending < maxAscending &&
+		float64(p.PeakMappings) >= RangeSmallShare*float64(p.Span())
+}
+
+func rangeSmallFinding(p *Pool, name func(int) string) report.Finding {
+	proto := protoName(p.Proto)
+	share := float64(p.PeakMappings) / float64(p.Span())
+	summary := fmt.Sprintf("NAT address %s spread %d %s ports over %d-%d (%d ports) towards %s and had %d mappings live at once (%.0f%% of that range)",
+		p.NAT, p.DistinctPorts, proto, p.PortMin, p.PortMax, p.Span(), p.Dst, p.PeakMappings, 100*share)
+	ev := map[string]any{
+		"nat_address":              p.NAT.String(),
+		"protocol":                 proto,
+		"destination":              p.Dst.String(),
+		"port_min":                 p.PortMin,
+		"port_max":                 p.PortMax,
+		"distinct_ports":           p.DistinctPorts,
+		"peak_mappings":            p.PeakMappings,
+		"dropped_flows":            0,
+		"observed_range_size":      p.Span(),
+		"utilization":              float64(int64(share*1000+0.5)) / 1000,
+		"max_new_flows_per_second": p.MaxNewPerSecond,
+		"flows":                    p.Flows,
+	}
+	if free := p.Span() - p.PeakMappings; p.MaxNewPerSecond > 0 {
+		secs := float64(free) / float64(p.MaxNewPerSecond)
+		ev["seconds_to_fill_at_peak_rate"] = float64(int64(secs*1000+0.5)) / 1000
+		summary += fmt.Sprintf("; at the busiest second's %d new flows/s the other %d ports last %.1f s", p.MaxNewPerSecond, free, secs)
+	}
+	return report.Finding{
+		ID: IDRangeSmall, Severity: report.SeverityWarning,
+		Title:    "NAT port range small for the traffic",
+		Summary:  summary,
+		Where:    &report.Where{Hop: name(p.Input), Class: fmt.Sprintf("%s to %s", proto, p.Dst)},
+		Evidence: ev,
+		Frames:   []report.FrameRef{{File: name(p.Input), Frame: p.FirstFrame}},
+		Remedy:   Remedy(p),
+	}
 }
 
 // ceiling is the outside-only signature: a dense block of ports, all mapped
@@ -181,17 +277,23 @@ func Tables(res *Result, name func(int) string) []report.Table {
 			t.Rows = append(t.Rows, []any{name(p.Input), p.NAT.String(), protoName(p.Proto), p.Dst.String(), p.Flows, p.DistinctPorts,
 				p.PortMin, p.PortMax, p.Dense, p.PeakMappings, p.Reused, p.Unanswered})
 		}
+		if res.Untracked > 0 {
+			if t.Note != "" {
+				t.Note += "; "
+			}
+			t.Note += fmt.Sprintf("%d new flows not tracked: flow limit %d (live at once) or pool limit %d reached", res.Untracked, res.MaxFlows, res.MaxPools)
+		}
 		ts = append(ts, t)
 	}
 	if len(res.Drops) > 0 {
 		t := report.Table{Name: "nat-drops", Title: "New flows inside vs. flows that left the NAT",
-			Columns: []string{"proto", "destination", "nat address", "new flows", "left the NAT", "dropped", "live at first drop", "most live at a drop", "ports"}}
+			Columns: []string{"proto", "destination", "nat address", "new flows", "left the NAT", "dropped", "live at first drop", "most live at a drop", "ports", "verdict"}}
 		for _, d := range res.Drops {
 			ports := ""
 			if d.Pool != nil {
 				ports = fmt.Sprintf("%d-%d", d.Pool.PortMin, d.Pool.PortMax)
 			}
-			t.Rows = append(t.Rows, []any{protoName(d.Proto), d.Dst.String(), d.NAT.String(), d.NewFlows, d.Mapped, d.Dropped, d.LiveAtFirstDrop, d.LiveMaxAtDrop, ports})
+			t.Rows = append(t.Rows, []any{protoName(d.Proto), d.Dst.String(), d.NAT.String(), d.NewFlows, d.Mapped, d.Dropped, d.LiveAtFirstDrop, d.LiveMaxAtDrop, ports, verdict(d)})
 		}
 		ts = append(ts, t)
 		if d := res.Drops[0]; d.Dropped > 0 {
@@ -230,6 +332,9 @@ func Data(res *Result, name func(int) string) map[string]any {
 		Dst     string `json:"destination"`
 	}
 	d := map[string]any{"pools": len(res.Pools), "untracked_flows": res.Untracked}
+	if res.Untracked > 0 {
+		d["max_flows"], d["max_pools"], d["peak_tracked_flows"] = res.MaxFlows, res.MaxPools, res.PeakTracked
+	}
 	if res.Inside >= 0 && res.Outside >= 0 {
 		maps := make([]mapping, len(res.Mappings))
 		dropped := 0
@@ -246,7 +351,7 @@ func Data(res *Result, name func(int) string) map[string]any {
 		d["dropped_flows"] = dropped
 		var tl []map[string]any
 		for _, dr := range res.Drops {
-			tl = append(tl, map[string]any{"protocol": protoName(dr.Proto), "destination": dr.Dst.String(), "timeline": dr.Buckets})
+			tl = append(tl, map[string]any{"protocol": protoName(dr.Proto), "destination": dr.Dst.String(), "verdict": verdict(dr), "timeline": dr.Buckets})
 		}
 		d["timelines"] = tl
 	}

@@ -15,8 +15,9 @@ func (a *Analyzer) match(res *Result) {
 	for i := range out.flows {
 		f := &out.flows[i]
 		dsts[dirKeyDst{f.key.proto, netip.AddrPortFrom(f.key.dst, f.key.dport)}] = true
-		for j := 0; j < int(f.nmatch); j++ {
-			index[f.match[j]] = append(index[f.match[j]], int32(i))
+		for j := 0; j < int(out.nmatch[i]); j++ {
+			k := out.matches[i][j]
+			index[k] = append(index[k], int32(i))
 		}
 	}
 	used := make([]bool, len(out.flows))
@@ -29,8 +30,8 @@ func (a *Analyzer) match(res *Result) {
 			continue // traffic that does not cross the NAT (to the gateway itself, say)
 		}
 		m := Mapping{Proto: f.key.proto, Inside: netip.AddrPortFrom(f.key.src, f.key.sport), Dst: dk.dst, Time: f.first, Frame: f.firstFrame}
-		for j := 0; j < int(f.nmatch) && !m.Outside.IsValid(); j++ {
-			for _, o := range index[f.match[j]] {
+		for j := 0; j < int(in.nmatch[i]) && !m.Outside.IsValid(); j++ {
+			for _, o := range index[in.matches[i][j]] {
 				if !used[o] {
 					used[o] = true
 					ok := out.flows[o].key

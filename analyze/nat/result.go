@@ -27,6 +27,14 @@ type Pool struct {
 	Reused     int
 	Unanswered int // flows that got no packet back
 	FirstFrame uint64
+	// MaxNewPerSecond is the most flows that started in one second (the
+	// second starting at MaxNewPerSecondAt).
+	MaxNewPerSecond   int
+	MaxNewPerSecondAt int64
+	// Ascending is the share of new flows whose port was above the previous
+	// flow's: about 0.5 for a NAT that picks ports at random, near 1 for a
+	// sequential allocator or for client ports kept untranslated.
+	Ascending float64
 
 	starts, ends []int64 // sorted mapping lifetimes, for Live
 }
@@ -103,7 +111,14 @@ type Result struct {
 	Mappings  []Mapping
 	// Inside and Outside are the input indices of the pair (-1 if absent).
 	Inside, Outside int
-	Untracked       uint64
+	// Untracked counts new flows not tracked because MaxFlows or MaxPools
+	// was reached; MaxFlows and MaxPools are the limits in force.
+	Untracked          uint64
+	MaxFlows, MaxPools int
+	// PeakTracked is the most flows tracked at once in one input, Evicted
+	// the flows whose mapping expired during the pass.
+	PeakTracked int
+	Evicted     uint64
 }
 
 // maxDroppedFrames bounds Drops.DroppedFrames.
@@ -111,7 +126,7 @@ const maxDroppedFrames = 10
 
 // Result computes the analysis from everything seen so far.
 func (a *Analyzer) Result() *Result {
-	res := &Result{Inside: -1, Outside: -1}
+	res := &Result{Inside: -1, Outside: -1, MaxFlows: a.opt.MaxFlows, MaxPools: a.opt.MaxPools}
 	inputs := make([]int, 0, len(a.sides))
 	for i := range a.sides {
 		inputs = append(inputs, i)
@@ -120,6 +135,8 @@ func (a *Analyzer) Result() *Result {
 	for _, i := range inputs {
 		s := a.sides[i]
 		res.Untracked += s.untracked
+		res.Evicted += s.evicted
+		res.PeakTracked = max(res.PeakTracked, s.peakLive)
 		if s.role == RoleInside {
 			res.Inside = i
 			continue
@@ -144,86 +161,55 @@ func (a *Analyzer) Result() *Result {
 	return res
 }
 
-func (a *Analyzer) timeout(proto uint8) int64 {
-	if proto == 6 {
-		return int64(a.opt.TCPTimeout)
-	}
-	return int64(a.opt.UDPTimeout)
-}
-
-// pools groups one outside input's flows by initiator (NAT address),
-// protocol and destination.
+// pools turns one outside input's pool counters into pools, keeping the
+// sources that started at least MinFlows flows (NAT addresses).
 func (a *Analyzer) pools(input int, s *side, res *Result) {
-	type addrKey struct {
-		nat   netip.Addr
-		proto uint8
-	}
-	starts := map[addrKey]int{}
+	// Flows still live at the end: count those never answered.
+	unanswered := make([]int, len(s.pools))
 	for i := range s.flows {
-		k := s.flows[i].key
-		starts[addrKey{k.src, k.proto}]++
+		if f := &s.flows[i]; !f.evicted && f.rev == 0 {
+			unanswered[f.pool]++
+		}
 	}
-	type poolKey struct {
-		nat   netip.Addr
-		proto uint8
-		dst   netip.AddrPort
-	}
-	pools := map[poolKey]*Pool{}
-	var order []poolKey
-	ports := map[poolKey]map[uint16]int{}
-	addrPorts := map[addrKey]map[uint16]map[netip.AddrPort]bool{}
-	for i := range s.flows {
-		f := &s.flows[i]
-		ak := addrKey{f.key.src, f.key.proto}
-		if starts[ak] < a.opt.MinFlows {
+	byAgg := make([]*Pool, len(s.pools))
+	for i := range s.pools {
+		g := &s.pools[i]
+		if u := s.addrs[addrKey{g.key.nat, g.key.proto}]; u == nil || u.starts < a.opt.MinFlows {
 			continue
 		}
-		pk := poolKey{f.key.src, f.key.proto, netip.AddrPortFrom(f.key.dst, f.key.dport)}
-		p := pools[pk]
-		if p == nil {
-			p = &Pool{Input: input, NAT: pk.nat, Proto: pk.proto, Dst: pk.dst, PortMin: f.key.sport, PortMax: f.key.sport, FirstFrame: f.firstFrame}
-			pools[pk] = p
-			ports[pk] = map[uint16]int{}
-			order = append(order, pk)
-		}
-		p.Flows++
-		if f.rev == 0 {
-			p.Unanswered++
-		}
-		ports[pk][f.key.sport]++
-		p.PortMin, p.PortMax = min(p.PortMin, f.key.sport), max(p.PortMax, f.key.sport)
-		p.starts = append(p.starts, f.first)
-		p.ends = append(p.ends, f.last+a.timeout(f.key.proto))
-		if addrPorts[ak] == nil {
-			addrPorts[ak] = map[uint16]map[netip.AddrPort]bool{}
-		}
-		if addrPorts[ak][f.key.sport] == nil {
-			addrPorts[ak][f.key.sport] = map[netip.AddrPort]bool{}
-		}
-		addrPorts[ak][f.key.sport][pk.dst] = true
-	}
-	for _, pk := range order {
-		p := pools[pk]
-		p.DistinctPorts = len(ports[pk])
+		p := &Pool{Input: input, NAT: g.key.nat, Proto: g.key.proto, Dst: g.key.dst, Flows: g.flows,
+			DistinctPorts: len(g.ports), PortMin: g.min, PortMax: g.max, PeakMappings: g.peak, PeakAt: g.peakAt,
+			Unanswered: g.unanswered + unanswered[i], FirstFrame: g.firstFrame,
+			MaxNewPerSecond: g.maxPerSec, MaxNewPerSecondAt: g.maxPerSecAt}
 		p.Reused = p.Flows - p.DistinctPorts
 		p.Dense = p.DistinctPorts == p.Span()
-		sort.Slice(p.starts, func(i, j int) bool { return p.starts[i] < p.starts[j] })
-		sort.Slice(p.ends, func(i, j int) bool { return p.ends[i] < p.ends[j] })
-		// Sweep: the live count peaks just after some mapping starts.
-		e := 0
-		for i, t := range p.starts {
-			for e < len(p.ends) && p.ends[e] <= t {
-				e++
-			}
-			if live := i + 1 - e; live > p.PeakMappings {
-				p.PeakMappings, p.PeakAt = live, t
-			}
+		if g.flows > 1 {
+			p.Ascending = float64(g.ascending) / float64(g.flows-1)
 		}
+		byAgg[i] = p
 		res.Pools = append(res.Pools, p)
 	}
+	if s.keep {
+		// The pair's proof needs the live mappings at any moment.
+		for i := range s.flows {
+			f := &s.flows[i]
+			if p := byAgg[f.pool]; p != nil {
+				p.starts = append(p.starts, f.first)
+				p.ends = append(p.ends, f.last+a.timeoutOf(f))
+			}
+		}
+		for _, p := range byAgg {
+			if p != nil {
+				sort.Slice(p.starts, func(i, j int) bool { return p.starts[i] < p.starts[j] })
+				sort.Slice(p.ends, func(i, j int) bool { return p.ends[i] < p.ends[j] })
+			}
+		}
+	}
 	var aks []addrKey
-	for ak := range addrPorts {
-		aks = append(aks, ak)
+	for ak, u := range s.addrs {
+		if u.starts >= a.opt.MinFlows {
+			aks = append(aks, ak)
+		}
 	}
 	sort.Slice(aks, func(i, j int) bool {
 		if c := aks[i].nat.Compare(aks[j].nat); c != 0 {
@@ -231,20 +217,22 @@ func (a *Analyzer) pools(input int, s *side, res *Result) {
 		}
 		return aks[i].proto < aks[j].proto
 	})
+	dsts := map[addrKey]int{}
+	for _, p := range byAgg {
+		if p != nil {
+			dsts[addrKey{p.NAT, p.Proto}]++
+		}
+	}
 	for _, ak := range aks {
-		u := Address{Input: input, NAT: ak.nat, Proto: ak.proto, Flows: starts[ak], PortMin: 65535}
-		dsts := map[netip.AddrPort]bool{}
-		for port, d := range addrPorts[ak] {
-			u.DistinctPorts++
-			u.PortMin, u.PortMax = min(u.PortMin, port), max(u.PortMax, port)
-			if len(d) > 1 {
-				u.SharedPorts++
-			}
-			for k := range d {
-				dsts[k] = true
+		u := s.addrs[ak]
+		sum := Address{Input: input, NAT: ak.nat, Proto: ak.proto, Flows: u.starts, PortMin: 65535, Destinations: dsts[ak]}
+		for port, pu := range u.ports {
+			sum.DistinctPorts++
+			sum.PortMin, sum.PortMax = min(sum.PortMin, port), max(sum.PortMax, port)
+			if pu.shared {
+				sum.SharedPorts++
 			}
 		}
-		u.Destinations = len(dsts)
-		res.Addresses = append(res.Addresses, u)
+		res.Addresses = append(res.Addresses, sum)
 	}
 }
