@@ -11,4 +11,5 @@ import (
 	_ "github.com/vpndiag/vpndiag/analyze/nat"
 	_ "github.com/vpndiag/vpndiag/analyze/tcp"
 	_ "github.com/vpndiag/vpndiag/analyze/dns"
+	_ "github.com/vpndiag/vpndiag/analyze/arp"
 )
