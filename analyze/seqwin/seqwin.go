@@ -32,6 +32,7 @@ const (
 // Window tracks one stream. The zero value is ready to use.
 type Window struct {
 	started bool
+	virtual bool // top is the announced first number, not yet seen
 	first   uint64
 	top     uint64 // highest number seen
 	bits    [words]uint64
@@ -71,8 +72,26 @@ func (w *Window) unseen() uint64 {
 	return uint64(Size - n)
 }
 
+// StartAt begins the stream at first, known from elsewhere (a WireGuard
+// session after its handshake starts at counter 0), so numbers missing
+// before the first one received are counted too.
+func (w *Window) StartAt(first uint64) {
+	*w = Window{started: true, virtual: true, first: first, top: first}
+	for i := range w.bits {
+		w.bits[i] = ^uint64(0)
+	}
+	w.clear(first)
+}
+
 // Add records sequence number s and says what it was.
 func (w *Window) Add(s uint64) Result {
+	if w.virtual && s == w.top {
+		w.virtual = false
+		w.set(s)
+		w.Received++
+		return InOrder
+	}
+	w.virtual = w.virtual && s < w.top
 	if !w.started {
 		w.started, w.first, w.top = true, s, s
 		// Positions before the first number count as seen.

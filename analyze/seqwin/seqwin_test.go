@@ -83,3 +83,24 @@ func TestAddAllocs(t *testing.T) {
 		t.Fatalf("Add allocates %v per call", n)
 	}
 }
+
+func TestStartAt(t *testing.T) {
+	for _, tc := range []struct {
+		seqs        []uint64
+		lost, reord uint64
+	}{
+		{[]uint64{0, 1, 2}, 0, 0},
+		{[]uint64{1, 2}, 1, 0},
+		{[]uint64{2, 0, 1}, 0, 2},
+		{[]uint64{}, 1, 0},
+	} {
+		var w Window
+		w.StartAt(0)
+		for _, s := range tc.seqs {
+			w.Add(s)
+		}
+		if w.Lost() != tc.lost || w.Reordered != tc.reord {
+			t.Errorf("%v: lost %d reordered %d, want %d %d", tc.seqs, w.Lost(), w.Reordered, tc.lost, tc.reord)
+		}
+	}
+}

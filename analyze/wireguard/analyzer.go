@@ -132,6 +132,7 @@ type Analyzer struct {
 	peers    map[pairKey]*peer
 	pend     map[uint32]*pending
 	sessions map[uint32]*session
+	fresh    map[uint32]struct{} // indexes from handshakes seen: their sessions start at counter 0
 	ends     []int64
 	dropped  struct{ peers, sessions, pending uint64 }
 }
@@ -141,7 +142,8 @@ func New() *Analyzer { return NewConfig(DefaultConfig()) }
 
 // NewConfig returns an analyzer with the given thresholds.
 func NewConfig(c Config) *Analyzer {
-	return &Analyzer{cfg: c, peers: map[pairKey]*peer{}, pend: map[uint32]*pending{}, sessions: map[uint32]*session{}}
+	return &Analyzer{cfg: c, peers: map[pairKey]*peer{}, pend: map[uint32]*pending{}, sessions: map[uint32]*session{},
+		fresh: map[uint32]struct{}{}}
 }
 
 // Name implements analyze.Analyzer.
@@ -182,6 +184,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	}
 	switch w.Type {
 	case decode.WGHandshakeInit:
+		a.handshakeIndex(w.Sender)
 		s := p.key.side(src)
 		p.inits[s]++
 		p.initTimes = addTime(p.initTimes, rec.Time)
@@ -198,6 +201,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 			a.dropped.pending++
 		}
 	case decode.WGHandshakeResponse:
+		a.handshakeIndex(w.Sender)
 		p.responses++
 		if pd := a.pend[w.Receiver]; pd != nil && !pd.answered && pd.peer == p {
 			pd.answered = true
@@ -209,6 +213,15 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	case decode.WGTransportData:
 		p.transport++
 		a.transport(rec, p, l, src, dst)
+	}
+}
+
+// handshakeIndex remembers a session index announced in a handshake: the
+// transport messages to it start at counter 0, so counters lost before the
+// first one captured are counted too.
+func (a *Analyzer) handshakeIndex(i uint32) {
+	if _, ok := a.fresh[i]; !ok && len(a.fresh) < a.cfg.MaxPending {
+		a.fresh[i] = struct{}{}
 	}
 }
 
@@ -259,6 +272,10 @@ func (a *Analyzer) transport(rec *decode.Record, p *peer, l *decode.Level, src, 
 		s = &session{idx: w.Receiver, src: src, dst: dst, input: rec.Input, firstFrame: rec.Frame, lastKA: -1}
 		s.endpoints = append(s.endpoints, src)
 		a.sessions[w.Receiver] = s
+		if _, ok := a.fresh[w.Receiver]; ok {
+			delete(a.fresh, w.Receiver)
+			s.win.StartAt(0)
+		}
 	}
 	s.packets++
 	if src != s.src {
