@@ -94,7 +94,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		if ierr != nil {
 			return nil, fmt.Errorf("mtu %s: %w (give the largest size to try)", cfg.Target, ierr)
 		}
-		cfg.Max = ifMTU
+		cfg.Max = min(ifMTU, MaxSize)
 	}
 	if cfg.Max < cfg.Min {
 		cfg.Min = max(SmallSize, cfg.Max)
