@@ -36,8 +36,8 @@ func Findings(res *Result) []report.Finding {
 				Title: fmt.Sprintf("The %s could not be pinged", p.Role), Summary: p.PingError})
 		case p.Ping != nil && p.Ping.Sent > 0 && p.Ping.Received == 0:
 			out = append(out, report.Finding{ID: "probe.unreachable", Severity: report.SeverityError, Where: where,
-				Title:   fmt.Sprintf("The %s address does not answer", p.Role),
-				Summary: fmt.Sprintf("%s (%s) answered none of %d echoes with a %d-byte payload.", p.Target, p.Role, p.Ping.Sent, res.Size),
+				Title:    fmt.Sprintf("The %s address does not answer", p.Role),
+				Summary:  fmt.Sprintf("%s (%s) answered none of %d echoes with a %d-byte payload.", p.Target, p.Role, p.Ping.Sent, res.Size),
 				Evidence: map[string]any{"sent": p.Ping.Sent}})
 		}
 		if p.ThroughputError != "" {
