@@ -39,7 +39,7 @@ type Event struct {
 	Time   int64
 	At     FrameID
 	Kind   string // connect, open, established, notification, down, failed, hold-expired, malformed, gap
-	Cause  string // for down and failed: notification, reset, close or hold-expired
+	Cause  string // for down and failed: notification, reset, close, hold-expired or replaced (a newer session was established)
 	From   netip.Addr
 	Detail string
 }
@@ -372,11 +372,39 @@ func openText(o *Open) string {
 }
 
 func (c *conn) established(raw *RawMessage, at FrameID, why string) {
+	c.supersede()
 	c.state = stateEstablished
 	p := c.pair
 	p.Established++
 	p.UpTimes = append(p.UpTimes, raw.Time)
 	p.event(Event{Time: raw.Time, At: at, Kind: "established", Detail: why})
+}
+
+// supersede closes the pair's other connections that are still
+// established: only one BGP session runs between two speakers, so an older
+// one must have died without its end reaching the capture. That is how a
+// session over a broken tunnel ends: both hold timers expire, and neither
+// NOTIFICATION nor FIN gets through. down turns the cause into
+// "hold-expired" when a side had been silent for longer than the hold time.
+func (c *conn) supersede() {
+	var old []*conn
+	for _, o := range c.t.conns {
+		if o != c && o.pair == c.pair && o.state == stateEstablished {
+			old = append(old, o)
+		}
+	}
+	sort.Slice(old, func(i, j int) bool { return old[i].key.less(old[j].key) })
+	for _, o := range old {
+		o.down(c.seg, "replaced", fmt.Sprintf("a new session between %s and %s was established (frame %d) while this connection had not been closed on the wire",
+			c.pair.A, c.pair.B, c.seg.Frame))
+	}
+}
+
+func (k connKey) less(o connKey) bool {
+	if k.a != o.a {
+		return k.a.Addr().Less(o.a.Addr()) || (k.a.Addr() == o.a.Addr() && k.a.Port() < o.a.Port())
+	}
+	return k.b.Addr().Less(o.b.Addr()) || (k.b.Addr() == o.b.Addr() && k.b.Port() < o.b.Port())
 }
 
 func (c *conn) update(sp *Speaker, u *Update, raw *RawMessage, at FrameID) {
@@ -458,12 +486,7 @@ func (t *Tracker) Finish() {
 	for k := range t.conns {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].a != keys[j].a {
-			return keys[i].a.Addr().Less(keys[j].a.Addr()) || (keys[i].a.Addr() == keys[j].a.Addr() && keys[i].a.Port() < keys[j].a.Port())
-		}
-		return keys[i].b.Addr().Less(keys[j].b.Addr()) || (keys[i].b.Addr() == keys[j].b.Addr() && keys[i].b.Port() < keys[j].b.Port())
-	})
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	for _, k := range keys {
 		c := t.conns[k]
 		for d := range 2 {
