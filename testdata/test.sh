@@ -59,7 +59,10 @@ step "build (CGO_ENABLED=0)"
 CGO_ENABLED=0 go build -o /dev/null ./cmd/vpndiag
 
 step "go test (unit, corpus oracle, lab)"
-go test -count=1 -timeout 30m ./... ./testdata/lab/...
+# -p 1: one package at a time, so the lab's latency and outage measurements
+# (ping vs iputils, watch outages, throughput vs iperf3) are not skewed by
+# other packages' tests competing for the two cores.
+go test -p 1 -count=1 -timeout 30m ./... ./testdata/lab/...
 
 step "fuzz (each target for $FUZZTIME)"
 for file in $(git grep -l '^func Fuzz' -- '*_test.go'); do
