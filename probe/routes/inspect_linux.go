@@ -4,9 +4,11 @@ package routes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -188,18 +190,23 @@ func wireGuard(s *Snapshot, names map[int]string, isTunnel map[string]bool) {
 		return
 	}
 	defer c.Close()
-	devs, err := c.Devices()
-	if err != nil {
-		s.Warnings = append(s.Warnings, fmt.Sprintf("WireGuard devices: %v", err))
-		return
-	}
-	present := map[string]bool{}
+	// Ask for this namespace's interfaces by name: listing every device
+	// (c.Devices) fails as a whole when one userspace socket in
+	// /var/run/wireguard, which all namespaces share, is stale, and would
+	// also return the devices of other namespaces.
+	list := make([]string, 0, len(names))
 	for _, n := range names {
-		present[n] = true
+		list = append(list, n)
 	}
-	for _, d := range devs {
-		if !present[d.Name] {
-			continue // a userspace device of another network namespace
+	slices.Sort(list)
+	for _, name := range list {
+		d, err := c.Device(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // not a WireGuard interface
+		}
+		if err != nil {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("WireGuard device %s: %v", name, err))
+			continue
 		}
 		isTunnel[d.Name] = true
 		for _, p := range d.Peers {
