@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/vpndiag/vpndiag/probe/metrics"
 	"github.com/vpndiag/vpndiag/probe/ping"
 	"github.com/vpndiag/vpndiag/probe/watch"
 	"github.com/vpndiag/vpndiag/report"
@@ -21,6 +24,9 @@ type watchOptions struct {
 	netns      string
 	privileged bool
 	unpriv     bool
+	textfile   string
+	listen     string
+	rowsEvery  string
 }
 
 func init() {
@@ -31,15 +37,23 @@ func init() {
 			Short: "Probe continuously and time every outage (failover, link flaps)",
 			Long: `watch sends an ICMP echo to every target at a fine interval (default 50 ms) until --duration
 passes or it is interrupted (Ctrl-C), and reports every outage — start, end, length and
-probes lost — the longest, total downtime and availability. Outage and recovery lines are
-printed to standard error as they happen.
+probes lost — the longest, total downtime and availability.
+
+While it runs it prints live rows (a streaming table): one when a target goes DOWN or comes
+back UP, and a status row per target every --rows-every. They go to standard output before
+the report when the report is text on standard output, else to standard error; --no-progress
+turns them off. --textfile DIR and --listen ADDR export Prometheus metrics (vpndiag_probe_*:
+probes sent and lost, outages, downtime, up, last RTT and an RTT histogram, per target); the
+textfile is rewritten atomically every second.
 
 An outage starts at the first probe without a reply within --timeout and ends at the next
 answered probe, so its length is exact to one interval. Probes held in a queue while a link
 is down and answered later than --timeout count as lost.`,
 			Example: `  vpndiag probe watch 10.8.0.1
   vpndiag probe watch -i 20ms --duration 5m --timeout 200ms 10.8.0.1 10.9.0.1
-  vpndiag probe watch --format json -o failover.json --duration 2m 10.8.0.1`,
+  vpndiag probe watch --format json -o failover.json --duration 2m 10.8.0.1
+  vpndiag probe watch --textfile /var/lib/node_exporter/textfile --rows-every 0 10.8.0.1
+  vpndiag probe watch --listen :9790 10.8.0.1`,
 			Args: cobra.MinimumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runWatch(cmd, g, o, args)
@@ -54,6 +68,9 @@ is down and answered later than --timeout count as lost.`,
 		f.StringVar(&o.netns, "netns", "", "probe from network namespace `NAME` (ip netns)")
 		f.BoolVar(&o.privileged, "privileged", false, "use a raw ICMP socket")
 		f.BoolVar(&o.unpriv, "unprivileged", false, "use an unprivileged ICMP socket")
+		f.StringVar(&o.textfile, "textfile", "", "write Prometheus metrics to `DIR`/"+watch.TextfileName+" (atomically, every second)")
+		f.StringVar(&o.listen, "listen", "", "serve Prometheus metrics on `ADDR` (e.g. :9790) at /metrics")
+		f.StringVar(&o.rowsEvery, "rows-every", "1s", "print a status row per target this often (0: only DOWN/UP rows)")
 		return cmd
 	})
 }
@@ -80,21 +97,46 @@ func runWatch(cmd *cobra.Command, g *globalOptions, o *watchOptions, args []stri
 	if o.privileged && o.unpriv {
 		return usageErr("--privileged and --unprivileged exclude each other")
 	}
-	var mu sync.Mutex
+	rowsEvery, err := parseSeconds("--rows-every", o.rowsEvery)
+	if err != nil {
+		return err
+	}
+	if o.textfile != "" {
+		if st, err := os.Stat(o.textfile); err != nil || !st.IsDir() {
+			return usageErr("--textfile %s: not a directory", o.textfile)
+		}
+	}
+	m := watch.NewMetrics(args...)
+	if o.listen != "" {
+		srv, err := metrics.Listen(o.listen, m.Registry())
+		if err != nil {
+			return usageErr("--listen: %v", err)
+		}
+		defer srv.Close()
+		fmt.Fprintf(g.stderr, "vpndiag: serving metrics on http://%s/metrics\n", srv.Addr())
+	}
+	var rows *watch.RowWriter
+	if !g.noProgress {
+		rows = watch.NewRowWriter(watchRowsOut(g))
+	}
+	var rowErr error
+	var rowMu sync.Mutex
 	cfg := watch.Config{
 		Targets: args, Interval: interval, Duration: duration, Timeout: timeout, Size: o.size,
 		Source: o.source, Netns: o.netns,
 		OnEvent: func(e watch.Event) {
-			if g.noProgress {
+			m.Observe(e)
+			if rows == nil || e.Kind == watch.Tick {
 				return
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			switch e.Kind {
-			case watch.Down:
-				fmt.Fprintf(g.stderr, "%s  %-20s DOWN\n", e.Time.Format("15:04:05.000"), e.Target)
-			case watch.Up:
-				fmt.Fprintf(g.stderr, "%s  %-20s UP after %v (%d probes lost)\n", e.Time.Format("15:04:05.000"), e.Target, e.Outage.Duration.Round(time.Millisecond), e.Outage.Lost)
+			for _, c := range m.Live().Snapshot() {
+				if c.Target == e.Target {
+					if err := rows.Event(e, c); err != nil {
+						rowMu.Lock()
+						rowErr = err
+						rowMu.Unlock()
+					}
+				}
 			}
 		},
 	}
@@ -104,7 +146,58 @@ func runWatch(cmd *cobra.Command, g *globalOptions, o *watchOptions, args []stri
 	case o.unpriv:
 		cfg.Mode = ping.Unprivileged
 	}
+	export := func() error {
+		if o.textfile == "" {
+			return nil
+		}
+		if err := m.WriteTextfile(o.textfile); err != nil {
+			return fmt.Errorf("--textfile: %w", err)
+		}
+		return nil
+	}
+	stop := make(chan struct{})
+	tickerDone := make(chan struct{})
+	var exportErr error
+	go func() {
+		defer close(tickerDone)
+		exportEvery := time.NewTicker(time.Second)
+		defer exportEvery.Stop()
+		var status <-chan time.Time
+		if rows != nil && rowsEvery > 0 {
+			st := time.NewTicker(rowsEvery)
+			defer st.Stop()
+			status = st.C
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-exportEvery.C:
+				if err := export(); err != nil && exportErr == nil {
+					exportErr = err
+					fmt.Fprintf(g.stderr, "vpndiag: %v\n", err)
+				}
+			case now := <-status:
+				_ = rows.Status(now, m.Live().Snapshot())
+			}
+		}
+	}()
 	res, err := watch.Run(cmd.Context(), cfg)
+	close(stop)
+	<-tickerDone
+	if rows != nil {
+		if cerr := rows.Close(); cerr != nil && rowErr == nil {
+			rowErr = cerr
+		}
+		if rowErr != nil {
+			fmt.Fprintf(g.stderr, "vpndiag: live rows: %v\n", rowErr)
+		}
+	}
+	if xerr := export(); xerr != nil && err == nil {
+		err = xerr
+	} else if exportErr != nil && err == nil {
+		err = exportErr
+	}
 	if res == nil {
 		return usageErr("%v", err)
 	}
@@ -168,4 +261,15 @@ func watchFindings(res *watch.Result) []report.Finding {
 		})
 	}
 	return out
+}
+
+// watchRowsOut is where live rows go: standard output when the report is
+// text on standard output (rows first, then the report), else standard
+// error, so a JSON or Markdown report on standard output stays clean.
+func watchRowsOut(g *globalOptions) io.Writer {
+	f, _ := g.resolvedFormat()
+	if f == report.FormatText && (g.output == "" || g.output == "-") {
+		return g.stdout
+	}
+	return g.stderr
 }
