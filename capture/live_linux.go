@@ -39,6 +39,7 @@ const (
 	sllPkttypeOff  = tpacket3HdrLen + 10                    // sockaddr_ll.sll_pkttype after the header
 	blockHdrOff    = 8                                      // tpacket_block_desc.hdr
 	ringFrameSize  = 2048                                   // only for tp_frame_nr bookkeeping in V3
+	ringBlockSize  = 128 << 10
 	pollInterval   = 100 * time.Millisecond
 	// mergeWait is how long after a frame's timestamp every interface's
 	// earlier frames must have been handed over (the block timeout plus a
@@ -212,14 +213,12 @@ func openSocket(name string, cfg LiveConfig, snap, bufSize int) (sock *liveSocke
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return nil, it, fmt.Errorf("capture on %s: TPACKET_V3 not available: %w", name, err)
 	}
-	sock.blkSize = 1 << 20
-	if bufSize < 8<<20 {
-		sock.blkSize = 1 << 17
-	}
-	for sock.blkSize < snap+4096 && sock.blkSize < 1<<22 {
-		sock.blkSize <<= 1
-	}
-	sock.blkNr = max(bufSize/sock.blkSize, 2)
+	// Blocks of 128 KiB hold the largest GRO/GSO frame (64 KiB) and keep
+	// the ring fine-grained: the kernel refills a block only once every
+	// frame in it was read, so many small blocks lose less than few big
+	// ones. Frames larger than a block are truncated by the kernel.
+	sock.blkSize = ringBlockSize
+	sock.blkNr = max(bufSize/sock.blkSize, 4)
 	req := unix.TpacketReq3{
 		Block_size:     uint32(sock.blkSize),
 		Block_nr:       uint32(sock.blkNr),

@@ -59,7 +59,7 @@ var (
 // $TMPDIR/vdcap-bin-PID, a directory every user may enter (the permission
 // test runs it as nobody). Directories of test processes that are gone are
 // removed first.
-func captureBinary(t *testing.T) string {
+func captureBinary(t testing.TB) string {
 	t.Helper()
 	capBinOnce.Do(func() {
 		old, _ := filepath.Glob(filepath.Join(os.TempDir(), "vdcap-bin-*"))
@@ -171,7 +171,7 @@ type captureReport struct {
 	} `json:"data"`
 }
 
-func readCaptureReport(t *testing.T, path string) captureReport {
+func readCaptureReport(t testing.TB, path string) captureReport {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -605,4 +605,100 @@ func TestCaptureNoPermission(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "x.pcapng")); err == nil {
 		t.Error("a capture file was created without permission to capture")
 	}
+}
+
+// BenchmarkCaptureVsTcpdump sends 1-second UDP bursts of 64-byte datagrams
+// at increasing rates (the last one as fast as the sender can) over a veth
+// while vpndiag capture and tcpdump -w capture the same interface at the
+// same time with the same kernel buffer (2 MiB, tcpdump's default, and
+// 1 MiB; vpndiag's default is 32 MiB). It logs per rate the datagrams sent
+// and each tool's kernel drop counter, and reports as metrics the highest
+// rate at which each tool's kernel counter shows no drop. Run it with
+//
+//	go test ./cmd/vpndiag -run '^$' -bench CaptureVsTcpdump -benchtime 1x -v
+func BenchmarkCaptureVsTcpdump(b *testing.B) {
+	for _, mib := range []int{2, 1} {
+		b.Run(fmt.Sprintf("buffer=%dMiB", mib), func(b *testing.B) { captureRateSweep(b, mib) })
+	}
+}
+
+func captureRateSweep(b *testing.B, mib int) {
+	topo := lab.New(b, capLab)
+	tool := lab.Tool(b)
+	bin := captureBinary(b)
+	dir := b.TempDir()
+	rates := []int{25000, 50000, 100000, 150000, 200000, 0}
+	for b.Loop() {
+		bestV, bestT := 0.0, 0.0
+		for i, rate := range rates {
+			vfile, tfile := filepath.Join(dir, fmt.Sprintf("v%d.pcapng", i)), filepath.Join(dir, fmt.Sprintf("t%d.pcap", i))
+			vrep := filepath.Join(dir, fmt.Sprintf("v%d.json", i))
+			v, err := topo.Start(b.Context(), "b", bin, "capture", "-i", "eth0", "-f", "udp port 5001", "--buffer", strconv.Itoa(mib), "-w", vfile, "--format", "json", "-o", vrep)
+			if err != nil {
+				b.Fatal(err)
+			}
+			td, err := topo.Start(b.Context(), "b", "tcpdump", "-i", "eth0", "-n", "-B", strconv.Itoa(mib<<10), "-w", tfile, "udp port 5001")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(b.Context(), 15*time.Second)
+			if err := v.WaitFor(ctx, "capturing on"); err != nil {
+				b.Fatal(err)
+			}
+			if err := td.WaitFor(ctx, "listening on"); err != nil {
+				b.Fatal(err)
+			}
+			cancel()
+			count := rate
+			if rate == 0 {
+				count = 400000
+			}
+			out, err := topo.Exec(b.Context(), "a", tool, "udp-send", "-to", "198.18.1.2:5001", "-count", strconv.Itoa(count), "-size", "64", "-rate", strconv.Itoa(rate), "-duration", "3s")
+			if err != nil {
+				b.Fatalf("udp-send: %v", err)
+			}
+			var sent struct {
+				Sent    int     `json:"sent"`
+				Seconds float64 `json:"seconds"`
+			}
+			json.Unmarshal(out, &sent)
+			// tcpdump's ring hands over blocks up to 1 s late; let both finish.
+			time.Sleep(1200 * time.Millisecond)
+			v.Signal(syscall.SIGINT)
+			td.Signal(syscall.SIGINT)
+			ctx, cancel = context.WithTimeout(b.Context(), 20*time.Second)
+			v.Wait(ctx)
+			td.Wait(ctx)
+			cancel()
+			r := readCaptureReport(b, vrep)
+			vdrop, vcap := r.Data.Interfaces[0].Dropped, r.Data.Interfaces[0].Captured
+			tdrop, tcap := tcpdumpStat(td.Stderr(), "packets dropped by kernel"), tcpdumpStat(td.Stderr(), "packets captured")
+			pps := float64(sent.Sent) / sent.Seconds
+			b.Logf("%d MiB: %7.0f pps (asked %d, sent %d): vpndiag captured %d, kernel dropped %d | tcpdump captured %d, kernel dropped %d",
+				mib, pps, rate, sent.Sent, vcap, vdrop, tcap, tdrop)
+			if vdrop == 0 && pps > bestV {
+				bestV = pps
+			}
+			if tdrop == 0 && pps > bestT {
+				bestT = pps
+			}
+			os.Remove(vfile)
+			os.Remove(tfile)
+		}
+		b.ReportMetric(bestV, "vpndiag-lossless-pps")
+		b.ReportMetric(bestT, "tcpdump-lossless-pps")
+	}
+}
+
+// tcpdumpStat reads "N <what>" from tcpdump's exit summary (-1 if absent).
+func tcpdumpStat(stderr, what string) int {
+	for _, l := range strings.Split(stderr, "\n") {
+		if n, ok := strings.CutSuffix(strings.TrimSpace(l), " "+what); ok {
+			v, err := strconv.Atoi(n)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }
