@@ -266,3 +266,29 @@ func readBack(t *testing.T, path string) ([]Frame, []Interface) {
 	}
 	return frames, src.Interfaces()
 }
+
+// ipv4Packet builds an IPv4 packet with a UDP (17) or ICMP echo (1) header
+// and payload bytes; payload is the bytes after the IP header.
+func ipv4Packet(proto byte, src, dst [4]byte, payload int) []byte {
+	b := make([]byte, 20+payload)
+	b[0], b[8], b[9] = 0x45, 64, proto
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	copy(b[12:], src[:])
+	copy(b[16:], dst[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(b[10:], ^uint16(sum))
+	if proto == 17 {
+		binary.BigEndian.PutUint16(b[20:], 4000)
+		binary.BigEndian.PutUint16(b[22:], 4001)
+		binary.BigEndian.PutUint16(b[24:], uint16(payload))
+	} else {
+		b[20] = 8
+	}
+	return b
+}
