@@ -113,6 +113,13 @@ func Findings(res *Result, name func(int) string) []report.Finding {
 			continue
 		}
 		proto := protoName(p.Proto)
+		note := "outside capture only: add --inside to count the flows the NAT dropped"
+		if p.Ascending >= maxAscending {
+			// A client's own consecutive ports, seen on a path without NAT,
+			// look the same; only the inside capture tells them apart.
+			note += "; the ports were used in ascending order, as a sequential NAT allocator or a client's own consecutive ports (no NAT) would be"
+		}
+
 		out = append(out, report.Finding{
 			ID: IDPortExhaustion, Severity: report.SeverityWarning,
 			Title: "NAT port pool at a ceiling",
@@ -131,11 +138,14 @@ func Findings(res *Result, name func(int) string) []report.Finding {
 				"flows":          p.Flows,
 				"unanswered":     p.Unanswered,
 				"reused_ports":   p.Reused,
-				"note":           "outside capture only: add --inside to count the flows the NAT dropped",
+				"note":           note,
 			},
 			Frames: []report.FrameRef{{File: name(p.Input), Frame: p.FirstFrame}},
 			Remedy: Remedy(p),
 		})
+		if p.Ascending >= maxAscending {
+			out[len(out)-1].Evidence["ascending_share"] = float64(int64(p.Ascending*1000+0.5)) / 1000
+		}
 	}
 	for _, p := range res.Pools {
 		if exhaustedPool[p] || !rangeSmall(p) {

@@ -482,3 +482,37 @@ func TestPacketAllocsTCP(t *testing.T) {
 		t.Errorf("Packet on a known TCP flow allocates %.1f times", n)
 	}
 }
+
+// TestCeilingAscendingNote: an outside-only ceiling whose ports were used in
+// ascending order (a sequential allocator, or a client's own consecutive
+// ports on a path without NAT) says so; random order (Linux) does not.
+func TestCeilingAscendingNote(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		port      func(i int) uint16
+		ascending bool
+	}{
+		{"sequential", func(i int) uint16 { return uint16(40000 + i) }, true},
+		{"random", func(i int) uint16 { return uint16(20000 + (i*811)%1976) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := New(Options{})
+			var rec decode.Record
+			payload := make([]byte, 8)
+			for i := 0; i < 1976; i++ {
+				binary.BigEndian.PutUint64(payload, uint64(i))
+				udp(&rec, 0, uint64(i+1), t0+int64(i)*int64(time.Millisecond), natAddr, tc.port(i), server, 53, payload)
+				a.Packet(&rec)
+			}
+			fs := Findings(a.Result(), names)
+			if len(fs) != 1 || fs[0].ID != IDPortExhaustion {
+				t.Fatalf("findings %+v", fs)
+			}
+			_, has := fs[0].Evidence["ascending_share"]
+			note := strings.Contains(fs[0].Evidence["note"].(string), "ascending order")
+			if has != tc.ascending || note != tc.ascending {
+				t.Errorf("evidence %v", fs[0].Evidence)
+			}
+		})
+	}
+}

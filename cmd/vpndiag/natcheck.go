@@ -28,6 +28,8 @@ type natcheckOptions struct {
 	outside    string
 	inside     string
 	udpTimeout time.Duration
+	tcpTimeout time.Duration
+	maxFlows   int
 }
 
 func init() {
@@ -52,9 +54,22 @@ the port range each uses per protocol and destination, the peak concurrent mappi
 the ceiling signature (a block of ports used completely, all at once). With --inside
 FILE (captured at the same time on the NAT's inside) every inside flow is matched to
 its translated flow, and the flows that entered the NAT and never left are counted
-against the live mappings at that moment.
+against the live mappings at that moment; the nat-drops table names every class
+(protocol and destination) exhausted, clean, or dropped below the pool's peak.
+A mapping is live from a flow's first packet until its last plus the idle timeout
+(--udp-timeout; TCP: 120 s opening or closing, 5 days established, 10 s after a
+reset, as Linux). Flows are forgotten when their mapping expires, so memory follows
+the live flows; --max-flows bounds them (with --inside every flow of the pair is kept
+for matching) and the report says how many new flows went untracked.
 
-Findings: nat.port-exhaustion, nat.conntrack-full, nat.range-small.`,
+In capture mode nat.range-small is raised when a pool's ports are spread over their
+span the way a random allocator spreads them (so the span estimates the configured
+range) and at least half of that span was mapped at once, before the pool is full. It
+cannot be judged from ports used in ascending order (a sequential allocator, or
+client ports kept untranslated): their span says nothing about the range.
+
+Findings: nat.port-exhaustion, nat.conntrack-full (live only: the conntrack table
+is not in a capture), nat.range-small, nat.flow-limit (capture mode, info).`,
 			Example: `  sudo vpndiag natcheck
   sudo vpndiag natcheck --watch 5s --textfile /var/lib/node_exporter/textfile
   sudo vpndiag natcheck --listen :9789
@@ -75,6 +90,8 @@ Findings: nat.port-exhaustion, nat.conntrack-full, nat.range-small.`,
 		f.StringVar(&o.outside, "outside", "", "capture mode: capture `FILE` of the NAT's outside (translated side)")
 		f.StringVar(&o.inside, "inside", "", "capture mode: capture `FILE` of the NAT's inside, taken at the same time (needs --outside)")
 		f.DurationVar(&o.udpTimeout, "udp-timeout", 30*time.Second, "capture mode: how long an idle UDP mapping stays live")
+		f.DurationVar(&o.tcpTimeout, "tcp-established-timeout", 5*24*time.Hour, "capture mode: how long an idle established TCP mapping stays live (Linux: 5 days; cloud NATs: minutes)")
+		f.IntVar(&o.maxFlows, "max-flows", natana.DefaultMaxFlows, "capture mode: most flows tracked at once per capture (about 350 bytes each; with --inside, all flows)")
 		return cmd
 	})
 }
@@ -87,6 +104,9 @@ func runNatcheck(cmd *cobra.Command, g *globalOptions, o *natcheckOptions, args 
 		return usageErr("--inside needs --outside (the capture of the NAT's translated side)")
 	}
 	if o.outside != "" {
+		if o.udpTimeout <= 0 || o.tcpTimeout <= 0 || o.maxFlows < 1 {
+			return usageErr("--udp-timeout and --tcp-established-timeout must be positive and --max-flows at least 1")
+		}
 		for _, fl := range []string{"watch", "textfile", "listen", "netns", "count"} {
 			if cmd.Flags().Changed(fl) {
 				return usageErr("--%s is for live mode and cannot be used with --outside", fl)
@@ -110,7 +130,7 @@ func natcheckCaptures(cmd *cobra.Command, g *globalOptions, o *natcheckOptions, 
 	rep := newReport("natcheck", args)
 	rep.Title = "NAT port pools from captures"
 	bar := startProgress(g, "reading")
-	err := natana.Run(cmd.Context(), o.outside, o.inside, natana.Options{UDPTimeout: o.udpTimeout}, rep, bar.update)
+	err := natana.Run(cmd.Context(), o.outside, o.inside, natana.Options{UDPTimeout: o.udpTimeout, TCPEstablishedTimeout: o.tcpTimeout, MaxFlows: o.maxFlows}, rep, bar.update)
 	bar.stop()
 	var ie *analyze.InputError
 	if err != nil && !errors.As(err, &ie) {

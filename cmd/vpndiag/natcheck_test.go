@@ -30,6 +30,8 @@ func TestNatcheckUsage(t *testing.T) {
 		{[]string{"natcheck", "--format", "xml"}, "--format"},
 		{[]string{"natcheck", "extra"}, "unknown command"},
 		{[]string{"natcheck", "--outside", "/nonexistent/gw-outside.pcap"}, "/nonexistent/gw-outside.pcap"},
+		{[]string{"natcheck", "--outside", "x.pcap", "--max-flows", "0"}, "--max-flows at least 1"},
+		{[]string{"natcheck", "--outside", "x.pcap", "--udp-timeout", "0s"}, "--udp-timeout"},
 	}
 	for _, tc := range cases {
 		_, stderr, code := vpndiag(t, tc.args...)
