@@ -311,3 +311,33 @@ func TestFilterSnapLen(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFilterNative: any expression either fails with a *FilterError or
+// compiles to a program the BPF VM loads and runs, for every link type.
+func FuzzFilterNative(f *testing.F) {
+	for _, e := range filterExprs {
+		f.Add(e)
+	}
+	f.Add("src or dst net 10 and not (ip6 proto 58 || port 53 or 54)")
+	frame := make([]byte, 80)
+	binary.BigEndian.PutUint16(frame[12:], 0x0800)
+	frame[14] = 0x45
+	f.Fuzz(func(t *testing.T, expr string) {
+		for _, lt := range []uint16{LinkTypeEthernet, LinkTypeRaw, LinkTypeLinuxSLL, LinkTypeLinuxSLL2} {
+			prog, err := CompileFilterNative(expr, lt, 0)
+			if err != nil {
+				var fe *FilterError
+				if !errors.As(err, &fe) {
+					t.Fatalf("%q: error %v is not a *FilterError", expr, err)
+				}
+				continue
+			}
+			m, err := NewFilterMatcher(prog)
+			if err != nil {
+				t.Fatalf("%q: program does not load: %v", expr, err)
+			}
+			m.Match(frame)
+			m.Match(frame[:20])
+		}
+	})
+}
