@@ -165,6 +165,8 @@ type Tracker struct {
 	pairs  map[[2]netip.Addr]*Pair
 	order  []*Pair
 	routes int
+	// superseding is set while supersede flushes older connections.
+	superseding bool
 
 	// MaxConns bounds the connections followed at once (default 65536).
 	MaxConns int
@@ -256,9 +258,23 @@ func (t *Tracker) Segment(s *Segment) {
 		c.streams[dir].Add(s.Seq, s.Payload, s.Frame, s.Time)
 	}
 	if s.Flags&flagRst != 0 {
+		c.flush()
 		c.down(s, "reset", fmt.Sprintf("TCP reset by %s", s.Src.Addr()))
 	} else if s.Flags&flagFin != 0 {
+		c.flush()
 		c.down(s, "close", fmt.Sprintf("TCP connection closed by %s (FIN)", s.Src.Addr()))
+	}
+}
+
+// flush delivers the messages still held behind holes in either direction
+// (bytes the capture missed: they will not come any more once the
+// connection ends or is replaced), so they count before its end does.
+func (c *conn) flush() {
+	if c.state == stateClosed {
+		return
+	}
+	for d := range 2 {
+		c.streams[d].Flush()
 	}
 }
 
@@ -386,15 +402,26 @@ func (c *conn) established(raw *RawMessage, at FrameID, why string) {
 // session over a broken tunnel ends: both hold timers expire, and neither
 // NOTIFICATION nor FIN gets through. down turns the cause into
 // "hold-expired" when a side had been silent for longer than the hold time.
+// Messages the older connections still hold behind capture holes are
+// delivered first.
 func (c *conn) supersede() {
+	if c.t.superseding {
+		return // a connection flushed below reached Established: the outer call closes it
+	}
+	c.t.superseding = true
+	defer func() { c.t.superseding = false }()
 	var old []*conn
 	for _, o := range c.t.conns {
-		if o != c && o.pair == c.pair && o.state == stateEstablished {
+		if o != c && o.pair == c.pair && o.state != stateClosed {
 			old = append(old, o)
 		}
 	}
 	sort.Slice(old, func(i, j int) bool { return old[i].key.less(old[j].key) })
 	for _, o := range old {
+		o.flush()
+		if o.state != stateEstablished {
+			continue
+		}
 		o.down(c.seg, "replaced", fmt.Sprintf("a new session between %s and %s was established (frame %d) while this connection had not been closed on the wire",
 			c.pair.A, c.pair.B, c.seg.Frame))
 	}
