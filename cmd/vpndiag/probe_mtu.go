@@ -28,13 +28,14 @@ func init() {
 		cmd := &cobra.Command{
 			Use:   "mtu TARGET",
 			Short: "Path MTU by Don't-Fragment probes: largest size that passes, frag-needed sources, black holes",
-			Long: `mtu finds the path MTU to an IPv4 target with ICMP echoes that have Don't Fragment set: a
-binary search between --min (576) and the MTU of the interface the route uses (or --max),
-each size tried up to --retries times so that loss is not taken for a size limit. Sizes are
-whole IP packets (ping -s plus 28).
+			Long: `mtu finds the path MTU to a target with ICMP echoes that have Don't Fragment set (IPv6:
+never fragmented locally): a binary search between --min (576, IPv6 1280) and the MTU of the
+interface the route uses (or --max), each size tried up to --retries times so that loss is
+not taken for a size limit. Sizes are whole IP packets (ping -s plus 28, IPv6 plus 48).
 
 It reports the largest size that passes, every router that answered a too-large probe with
-ICMP "fragmentation needed" (its address and the MTU it advertised), and a PMTU black hole
+ICMP "fragmentation needed" or ICMPv6 "packet too big" (its address and the MTU it
+advertised), and a PMTU black hole
 (probe.pmtu-blackhole) when large probes vanish without any ICMP error while small ones are
 answered — the case where TCP connects but stalls on full-size segments.
 
@@ -49,7 +50,7 @@ user's group in sysctl net.ipv4.ping_group_range.`,
 			},
 		}
 		f := cmd.Flags()
-		f.IntVar(&o.min, "min", mtu.DefaultMin, "smallest IP packet size of the search")
+		f.IntVar(&o.min, "min", 0, "smallest IP packet size of the search (default 576 for IPv4, 1280 for IPv6)")
 		f.IntVar(&o.max, "max", 0, "largest IP packet size to try (default: MTU of the route's interface)")
 		f.IntVar(&o.retries, "retries", 3, "probes per size before it counts as not passing")
 		f.StringVar(&o.timeout, "timeout", "1", "seconds to wait for each probe's reply or ICMP error")
@@ -79,7 +80,7 @@ func runMTU(cmd *cobra.Command, g *globalOptions, o *mtuOptions, args []string) 
 	case o.unprivileged:
 		cfg.Mode = ping.Unprivileged
 	}
-	if timeout <= 0 || o.retries < 1 || o.retries > 20 || o.min < mtu.SmallSize || (o.max != 0 && o.max < o.min) || o.max > mtu.MaxSize {
+	if timeout <= 0 || o.retries < 1 || o.retries > 20 || (o.min != 0 && o.min < mtu.SmallSize) || (o.max != 0 && o.max < max(o.min, mtu.SmallSize)) || o.max > mtu.MaxSize {
 		return usageErr("--timeout must be > 0, --retries 1..20, --min at least %d, --max at least --min and at most %d", mtu.SmallSize, mtu.MaxSize)
 	}
 	res, err := mtu.Run(cmd.Context(), cfg)

@@ -75,7 +75,8 @@ func TestProbeMTUCLIErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"probe", "mtu"},
 		{"probe", "mtu", "--min", "10", "127.0.0.1"},
-		{"probe", "mtu", "--max", "100", "127.0.0.1"},
+		{"probe", "mtu", "--max", "50", "127.0.0.1"},
+		{"probe", "mtu", "--min", "1000", "--max", "900", "127.0.0.1"},
 		{"probe", "mtu", "--retries", "0", "127.0.0.1"},
 		{"probe", "mtu", "--timeout", "x", "127.0.0.1"},
 		{"probe", "mtu", "--privileged", "--unprivileged", "127.0.0.1"},

@@ -153,3 +153,47 @@ func TestLabUnreachable(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// routed6 is routed over IPv6 (2001:2::/48): r's link towards b has MTU
+// 1400.
+const routed6 = `
+host a
+host r forward
+host b
+link a:eth0=2001:2:0:20::1/64 r:eth0=2001:2:0:20::fe/64
+link r:eth1=2001:2:0:21::fe/64 b:eth0=2001:2:0:21::2/64 mtu 1400
+route a default6 via 2001:2:0:20::fe
+route b default6 via 2001:2:0:21::fe
+`
+
+// TestLabIPv6PacketTooBig: over IPv6 the router answers 1401+ byte probes
+// with ICMPv6 Packet Too Big (MTU 1400), raw and unprivileged sockets; with
+// the router's ICMPv6 errors dropped, a black hole.
+func TestLabIPv6PacketTooBig(t *testing.T) {
+	l := lab.New(t, routed6)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := l.Exec(ctx, "a", "sysctl", "-w", "net.ipv4.ping_group_range=0 2147483647"); err != nil {
+		t.Fatalf("sysctl: %v\n%s", err, out)
+	}
+	for _, mode := range []ping.Mode{ping.Privileged, ping.Unprivileged} {
+		res, err := runIn(t, l, Config{Target: "2001:2:0:21::2", Timeout: 500 * time.Millisecond, Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.IPv6 || res.Min != DefaultMin6 || res.PathMTU != 1400 || res.Refused != 1401 || res.RefusedBy != FragNeeded || res.BlackHole ||
+			len(res.FragNeeded) != 1 || res.FragNeeded[0].From != "2001:2:0:20::fe" || res.FragNeeded[0].MTU != 1400 {
+			t.Errorf("mode %v: %+v", mode, res)
+		}
+	}
+	if out, err := l.Sh(ctx, "r", "nft add table ip6 vdbh && nft 'add chain ip6 vdbh o { type filter hook output priority 0; }' && nft add rule ip6 vdbh o icmpv6 type packet-too-big drop"); err != nil {
+		t.Fatalf("nft: %v\n%s", err, out)
+	}
+	res, err := runIn(t, l, Config{Target: "2001:2:0:21::2", Timeout: 300 * time.Millisecond, Mode: ping.Privileged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PathMTU != 1400 || !res.BlackHole || len(res.FragNeeded) != 0 {
+		t.Errorf("black hole: %+v", res)
+	}
+}

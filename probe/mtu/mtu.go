@@ -10,7 +10,9 @@
 // datagram socket, with IP_MTU_DISCOVER=IP_PMTUDISC_PROBE (DF set, the
 // kernel's cached path MTU ignored, so every size reaches the wire) and
 // IP_RECVERR (ICMP errors read from the socket's error queue, with the
-// offender address and advertised MTU). IPv4 only.
+// offender address and advertised MTU). IPv6 works the same way with
+// ICMPv6 Packet Too Big, which routers always send (IPv6 never fragments in
+// the network).
 package mtu
 
 import (
@@ -22,26 +24,41 @@ import (
 	"github.com/vpndiag/vpndiag/probe/ping"
 )
 
-// Sizes are IPv4 packet sizes: IP header (20) + ICMP header (8) + payload.
+// Sizes are whole IP packets: IP header (20, IPv6 40) + ICMP header (8) +
+// payload.
 const (
 	// HeaderBytes is the IPv4 and ICMP header overhead of a probe.
 	HeaderBytes = 28
-	// DefaultMin is the default search floor: every IPv4 host must accept
-	// 576-byte datagrams (RFC 791).
+	// HeaderBytes6 is the IPv6 and ICMPv6 header overhead of a probe.
+	HeaderBytes6 = 48
+	// DefaultMin is the default search floor for IPv4: every IPv4 host
+	// must accept 576-byte datagrams (RFC 791).
 	DefaultMin = 576
+	// DefaultMin6 is the default floor for IPv6: every IPv6 link carries
+	// 1280 bytes (RFC 8200).
+	DefaultMin6 = 1280
 	// SmallSize is the size used to tell an unreachable target from a path
-	// MTU below the floor (a default ping: 56-byte payload).
+	// MTU below the floor (a default ping: 56-byte payload); IPv6 uses
+	// SmallSize+20.
 	SmallSize = 84
-	// MaxSize is the largest IPv4 packet.
+	// MaxSize is the largest IP packet (without IPv6 jumbograms).
 	MaxSize = 65535
 )
 
+// headerBytes is the probe overhead for the family.
+func headerBytes(v6 bool) int {
+	if v6 {
+		return HeaderBytes6
+	}
+	return HeaderBytes
+}
+
 // Config describes one path MTU search. Zero values take the defaults.
 type Config struct {
-	Target string // host name or IPv4 address
-	// Min is the search floor (IP packet bytes); default DefaultMin. It is
-	// probed first; if it does not pass, SmallSize is tried to tell an
-	// unreachable target from a path MTU below Min.
+	Target string // host name, IPv4 or IPv6 address
+	// Min is the search floor (IP packet bytes); default DefaultMin (IPv6:
+	// DefaultMin6). It is probed first; if it does not pass, a small probe
+	// (SmallSize) tells an unreachable target from a path MTU below Min.
 	Min int
 	// Max is the largest size tried; default the MTU of the interface the
 	// route to the target uses.
@@ -59,6 +76,8 @@ type Config struct {
 	Netns string
 	// OnProbe, if set, is called after every probe.
 	OnProbe func(Probe)
+
+	small int // the small probe size for the family (set by Run)
 }
 
 // Outcome is what happened to one probe.
@@ -101,6 +120,7 @@ type FragSource struct {
 type Result struct {
 	Target     string `json:"target"`
 	Addr       string `json:"addr"`
+	IPv6       bool   `json:"ipv6,omitempty"`
 	Privileged bool   `json:"privileged"`
 	// Interface and InterfaceMTU describe the route's output interface
 	// (empty and 0 when Max was given and the route could not be read).
@@ -130,9 +150,12 @@ type Result struct {
 	Seconds  float64 `json:"seconds"`
 }
 
-// Payload returns the ICMP payload bytes of an IP packet of size bytes
+// Payload returns the ICMP payload bytes of an IPv4 packet of size bytes
 // (what ping -s takes).
 func Payload(size int) int { return size - HeaderBytes }
+
+// Payload6 is Payload for IPv6.
+func Payload6(size int) int { return size - HeaderBytes6 }
 
 // ErrUnreachable is wrapped by Run's error when not even small probes are
 // answered.
@@ -146,28 +169,24 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Target == "" {
 		return cfg, errors.New("no target given")
 	}
-	if cfg.Min == 0 {
-		cfg.Min = DefaultMin
-	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 3
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = time.Second
 	}
-	if cfg.Min < SmallSize || cfg.Min > MaxSize {
+	if cfg.Min != 0 && (cfg.Min < SmallSize || cfg.Min > MaxSize) {
 		return cfg, fmt.Errorf("minimum size %d out of range %d..%d", cfg.Min, SmallSize, MaxSize)
 	}
-	if cfg.Max != 0 && (cfg.Max < cfg.Min || cfg.Max > MaxSize) {
-		return cfg, fmt.Errorf("maximum size %d out of range %d..%d", cfg.Max, cfg.Min, MaxSize)
+	if cfg.Max != 0 && (cfg.Max < max(cfg.Min, SmallSize) || cfg.Max > MaxSize) {
+		return cfg, fmt.Errorf("maximum size %d out of range %d..%d", cfg.Max, max(cfg.Min, SmallSize), MaxSize)
 	}
 	if cfg.Retries < 1 || cfg.Retries > 20 {
 		return cfg, fmt.Errorf("retries %d out of range 1..20", cfg.Retries)
 	}
 	if cfg.Source != "" {
-		a, err := netip.ParseAddr(cfg.Source)
-		if err != nil || !a.Is4() {
-			return cfg, fmt.Errorf("bad source address %q (IPv4 only)", cfg.Source)
+		if _, err := netip.ParseAddr(cfg.Source); err != nil {
+			return cfg, fmt.Errorf("bad source address %q", cfg.Source)
 		}
 	}
 	return cfg, nil

@@ -42,24 +42,29 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, err
 }
 
-// resolve returns the target's IPv4 address.
+// resolve returns the target's address (IPv4 preferred for names).
 func resolve(ctx context.Context, target string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(target); err == nil {
-		if !a.Unmap().Is4() {
-			return netip.Addr{}, fmt.Errorf("%s: only IPv4 path MTU probing is supported", target)
+		if a.Zone() != "" {
+			return netip.Addr{}, fmt.Errorf("%s: scoped (link-local) addresses are not supported", target)
 		}
 		return a.Unmap(), nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip4", target)
+	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", target)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("resolve %s: %w", target, err)
 	}
 	if len(addrs) == 0 {
-		return netip.Addr{}, fmt.Errorf("resolve %s: no IPv4 address", target)
+		return netip.Addr{}, fmt.Errorf("resolve %s: no address", target)
 	}
-	return addrs[0].Unmap(), nil
+	for _, a := range addrs {
+		if a.Unmap().Is4() {
+			return a.Unmap(), nil
+		}
+	}
+	return addrs[0], nil
 }
 
 // outInterface returns the name and MTU of the interface the route to dst
@@ -85,7 +90,21 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mtu: %w", err)
 	}
-	res := &Result{Target: cfg.Target, Addr: dst.String(), Min: cfg.Min, FragNeeded: []FragSource{}, Probes: []Probe{}}
+	v6 := dst.Is6()
+	if cfg.Min == 0 {
+		cfg.Min = DefaultMin
+		if v6 {
+			cfg.Min = DefaultMin6
+		}
+	}
+	cfg.small = SmallSize
+	if v6 {
+		cfg.small = SmallSize + HeaderBytes6 - HeaderBytes
+	}
+	if cfg.Source != "" && netip.MustParseAddr(cfg.Source).Is6() != v6 {
+		return nil, fmt.Errorf("mtu %s: source %s is not of the target's address family", cfg.Target, cfg.Source)
+	}
+	res := &Result{Target: cfg.Target, Addr: dst.String(), IPv6: v6, Min: cfg.Min, FragNeeded: []FragSource{}, Probes: []Probe{}}
 	name, ifMTU, ierr := outInterface(dst)
 	if ierr == nil {
 		res.Interface, res.InterfaceMTU = name, ifMTU
@@ -97,7 +116,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Max = min(ifMTU, MaxSize)
 	}
 	if cfg.Max < cfg.Min {
-		cfg.Min = max(SmallSize, cfg.Max)
+		cfg.Min = max(cfg.small, cfg.Max)
 		res.Min = cfg.Min
 	}
 	res.Max = cfg.Max

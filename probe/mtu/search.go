@@ -31,6 +31,9 @@ type searcher struct {
 // Probes. It returns ErrUnreachable (wrapped) when nothing passes and the
 // context's error when interrupted (res holds what was found so far).
 func search(ctx context.Context, cfg Config, p prober, res *Result) error {
+	if cfg.small == 0 {
+		cfg.small = SmallSize
+	}
 	s := &searcher{cfg: cfg, p: p, res: res, tested: map[int]verdict{}}
 	good, bad := 0, cfg.Max+1
 	floor := s.try(ctx, cfg.Min)
@@ -41,15 +44,15 @@ func search(ctx context.Context, cfg Config, p prober, res *Result) error {
 		good = cfg.Min
 	default:
 		bad = cfg.Min
-		small := s.try(ctx, SmallSize)
+		small := s.try(ctx, cfg.small)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if !small.passed {
-			s.finish(0, SmallSize)
-			return fmt.Errorf("no answer to %d- or %d-byte echoes (%s): %w", SmallSize, cfg.Min, small.how, ErrUnreachable)
+			s.finish(0, cfg.small)
+			return fmt.Errorf("no answer to %d- or %d-byte echoes (%s): %w", cfg.small, cfg.Min, small.how, ErrUnreachable)
 		}
-		good = SmallSize
+		good = cfg.small
 	}
 	if good < cfg.Max && bad > cfg.Max {
 		top := s.try(ctx, cfg.Max)

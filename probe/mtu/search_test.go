@@ -95,7 +95,7 @@ func TestSearchCancelled(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	for _, c := range []Config{{}, {Target: "x", Min: 10}, {Target: "x", Max: 100}, {Target: "x", Retries: 50}, {Target: "x", Source: "::1"}} {
+	for _, c := range []Config{{}, {Target: "x", Min: 10}, {Target: "x", Max: 50}, {Target: "x", Min: 1000, Max: 900}, {Target: "x", Retries: 50}, {Target: "x", Source: "nonsense"}} {
 		if _, err := c.withDefaults(); err == nil {
 			t.Errorf("%+v accepted", c)
 		}

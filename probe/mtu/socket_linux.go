@@ -22,6 +22,7 @@ import (
 type echoSocket struct {
 	fd  int
 	raw bool
+	v6  bool
 	id  uint16
 	seq uint16
 	dst netip.Addr
@@ -29,48 +30,86 @@ type echoSocket struct {
 	oob []byte
 }
 
-// openEcho opens and connects an ICMP socket to dst.
+// openEcho opens and connects an ICMP (IPv4) or ICMPv6 socket to dst.
 func openEcho(dst netip.Addr, source string, privileged bool) (*echoSocket, error) {
 	typ := unix.SOCK_DGRAM
 	if privileged {
 		typ = unix.SOCK_RAW
 	}
-	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_ICMP)
+	v6 := dst.Is6()
+	domain, proto := unix.AF_INET, unix.IPPROTO_ICMP
+	if v6 {
+		domain, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
+	}
+	fd, err := unix.Socket(domain, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, proto)
 	if err != nil {
 		return nil, fmt.Errorf("open ICMP socket: %w", err)
 	}
-	s := &echoSocket{fd: fd, raw: privileged, dst: dst, id: uint16(rand.N(1 << 16)), buf: make([]byte, MaxSize+64), oob: make([]byte, 512)}
+	s := &echoSocket{fd: fd, raw: privileged, v6: v6, dst: dst, id: uint16(rand.N(1 << 16)), buf: make([]byte, MaxSize+64), oob: make([]byte, 512)}
 	fail := func(what string, err error) (*echoSocket, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("ICMP socket: %s: %w", what, err)
 	}
-	// PROBE: set DF, and size packets by the interface MTU, not the path
-	// MTU the kernel cached from earlier errors.
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE); err != nil {
-		return fail("IP_MTU_DISCOVER", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1); err != nil {
-		return fail("IP_RECVERR", err)
-	}
-	if privileged {
-		// ICMP_FILTER: a bit set blocks that type; let only echo replies in.
-		// Errors still reach the error queue.
-		if err := unix.SetsockoptInt(fd, unix.SOL_RAW, 1, ^(1 << 0)); err != nil {
-			return fail("ICMP_FILTER", err)
+	// PROBE: set DF (IPv6: never fragment locally), and size packets by the
+	// interface MTU, not the path MTU the kernel cached from earlier errors.
+	if v6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE); err != nil {
+			return fail("IPV6_MTU_DISCOVER", err)
 		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1); err != nil {
+			return fail("IPV6_RECVERR", err)
+		}
+		if privileged {
+			// ICMP6_FILTER: a bit set blocks that type; let only echo
+			// replies (129) in.
+			var f unix.ICMPv6Filter
+			for i := range f.Data {
+				f.Data[i] = ^uint32(0)
+			}
+			f.Data[129>>5] &^= 1 << (129 & 31)
+			if err := unix.SetsockoptICMPv6Filter(fd, unix.IPPROTO_ICMPV6, unix.ICMPV6_FILTER, &f); err != nil {
+				return fail("ICMP6_FILTER", err)
+			}
+		}
+	} else {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE); err != nil {
+			return fail("IP_MTU_DISCOVER", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1); err != nil {
+			return fail("IP_RECVERR", err)
+		}
+		if privileged {
+			// ICMP_FILTER: a bit set blocks that type; let only echo
+			// replies in. Errors still reach the error queue.
+			if err := unix.SetsockoptInt(fd, unix.SOL_RAW, 1, ^(1 << 0)); err != nil {
+				return fail("ICMP_FILTER", err)
+			}
+		}
+	}
+	sockaddr := func(a netip.Addr) unix.Sockaddr {
+		if v6 {
+			return &unix.SockaddrInet6{Addr: a.As16()}
+		}
+		return &unix.SockaddrInet4{Addr: a.As4()}
 	}
 	if source != "" {
 		a := netip.MustParseAddr(source)
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: a.As4()}); err != nil {
+		if a.Is6() != v6 {
+			return fail("bind "+source, errors.New("source and target address families differ"))
+		}
+		if err := unix.Bind(fd, sockaddr(a)); err != nil {
 			return fail("bind "+source, err)
 		}
 	}
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
+	if err := unix.Connect(fd, sockaddr(dst)); err != nil {
 		return fail("connect "+dst.String(), err)
 	}
 	if !privileged {
 		if sa, err := unix.Getsockname(fd); err == nil {
-			if in, ok := sa.(*unix.SockaddrInet4); ok {
+			switch in := sa.(type) {
+			case *unix.SockaddrInet4:
+				s.id = uint16(in.Port)
+			case *unix.SockaddrInet6:
 				s.id = uint16(in.Port)
 			}
 		}
@@ -100,19 +139,28 @@ func checksum(b []byte) uint16 {
 func (s *echoSocket) probe(ctx context.Context, size int, timeout time.Duration) Probe {
 	s.seq++
 	seq := s.seq
-	pkt := make([]byte, size-HeaderBytes+8)
+	pkt := make([]byte, size-headerBytes(s.v6)+8)
 	pkt[0] = 8 // echo request
+	if s.v6 {
+		pkt[0] = 128
+	}
 	binary.BigEndian.PutUint16(pkt[4:], s.id)
 	binary.BigEndian.PutUint16(pkt[6:], seq)
 	for i := 8; i < len(pkt); i++ {
 		pkt[i] = byte(i)
 	}
-	binary.BigEndian.PutUint16(pkt[2:], checksum(pkt))
+	if !s.v6 {
+		// The kernel computes ICMPv6 checksums (it needs the pseudo-header).
+		binary.BigEndian.PutUint16(pkt[2:], checksum(pkt))
+	}
 	s.drainErrors()
 	start := time.Now()
 	if _, err := unix.Write(s.fd, pkt); err != nil {
 		if errors.Is(err, unix.EMSGSIZE) {
 			mtu, _ := unix.GetsockoptInt(s.fd, unix.IPPROTO_IP, unix.IP_MTU)
+			if s.v6 {
+				mtu, _ = unix.GetsockoptInt(s.fd, unix.IPPROTO_IPV6, unix.IPV6_MTU)
+			}
 			s.drainErrors()
 			return Probe{Outcome: LocalTooBig, MTU: mtu}
 		}
@@ -155,7 +203,11 @@ func (s *echoSocket) readReply(seq uint16) bool {
 			return found
 		}
 		b := s.buf[:n]
-		if s.raw {
+		reply := byte(0)
+		if s.v6 {
+			reply = 129
+		}
+		if s.raw && !s.v6 { // IPv4 raw sockets receive the IP header
 			if len(b) < 20 {
 				continue
 			}
@@ -165,7 +217,7 @@ func (s *echoSocket) readReply(seq uint16) bool {
 			}
 			b = b[ihl:]
 		}
-		if len(b) < 8 || b[0] != 0 {
+		if len(b) < 8 || b[0] != reply {
 			continue
 		}
 		if s.raw && binary.BigEndian.Uint16(b[4:]) != s.id {
@@ -209,9 +261,10 @@ func (s *echoSocket) drainErrors() {
 
 type echoID struct{ id, seq uint16 }
 
-// parseError decodes one error-queue message: the IP_RECVERR control
-// message (struct sock_extended_err followed by the offender's address) and
-// the data, which starts at the ICMP header of the probe it concerns.
+// parseError decodes one error-queue message: the IP_RECVERR or
+// IPV6_RECVERR control message (struct sock_extended_err followed by the
+// offender's address) and the data, which starts at the ICMP header of the
+// probe it concerns.
 func parseError(data, oob []byte) (Probe, echoID, bool) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
@@ -222,7 +275,9 @@ func parseError(data, oob []byte) (Probe, echoID, bool) {
 		e = echoID{binary.BigEndian.Uint16(data[4:]), binary.BigEndian.Uint16(data[6:])}
 	}
 	for _, m := range msgs {
-		if m.Header.Level != unix.IPPROTO_IP || m.Header.Type != unix.IP_RECVERR {
+		v4 := m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_RECVERR
+		v6 := m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_RECVERR
+		if !v4 && !v6 {
 			continue
 		}
 		const eeSize = int(unsafe.Sizeof(unix.SockExtendedErr{}))
@@ -230,14 +285,20 @@ func parseError(data, oob []byte) (Probe, echoID, bool) {
 			continue
 		}
 		ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
-		if ee.Origin != unix.SO_EE_ORIGIN_ICMP {
+		if ee.Origin != unix.SO_EE_ORIGIN_ICMP && ee.Origin != unix.SO_EE_ORIGIN_ICMP6 {
 			return Probe{}, e, false // a local error: handled at send
 		}
 		p := Probe{ICMPType: int(ee.Type), ICMPCode: int(ee.Code)}
-		if off := m.Data[eeSize:]; len(off) >= 8 && binary.NativeEndian.Uint16(off) == unix.AF_INET {
+		off := m.Data[eeSize:]
+		switch {
+		case len(off) >= 8 && binary.NativeEndian.Uint16(off) == unix.AF_INET:
 			p.From = netip.AddrFrom4([4]byte(off[4:8])).String()
+		case len(off) >= 24 && binary.NativeEndian.Uint16(off) == unix.AF_INET6:
+			p.From = netip.AddrFrom16([16]byte(off[8:24])).String()
 		}
-		if ee.Type == 3 && ee.Code == 4 {
+		tooBig := (ee.Origin == unix.SO_EE_ORIGIN_ICMP && ee.Type == 3 && ee.Code == 4) ||
+			(ee.Origin == unix.SO_EE_ORIGIN_ICMP6 && ee.Type == 2)
+		if tooBig {
 			p.Outcome, p.MTU = FragNeeded, int(ee.Info)
 		} else {
 			p.Outcome = Unreachable
