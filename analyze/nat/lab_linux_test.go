@@ -171,12 +171,13 @@ func TestLabCaptures(t *testing.T) {
 				ev["distinct_ports"] != 1976 || ev["peak_mappings"] != 1976 || ev["dropped_flows"] != insertFailed {
 				t.Errorf("evidence %v", ev)
 			}
-			// Linux tries a bounded number of random ports per new flow: the
-			// first drops come shortly before the last port is taken.
-			if fd := ev["live_at_first_drop"].(int); fd < 1976*9/10 || fd > 1976 {
+			// Linux tries a bounded number of ports per new flow (runs of 128,
+			// 64, 32 and 16 from random offsets): the first drops come before
+			// the last port is taken, seen from 1711 to 1876 live mappings.
+			if fd := ev["live_at_first_drop"].(int); fd < 1976*8/10 || fd > 1976 {
 				t.Errorf("first drop at %d live mappings", fd)
 			}
-			if len(got[0].Frames) == 0 || got[0].Frames[0].File != "gw-inside.pcap" || got[0].Frames[0].Frame < 1976*9/10 {
+			if len(got[0].Frames) == 0 || got[0].Frames[0].File != "gw-inside.pcap" || got[0].Frames[0].Frame < 1976*8/10 {
 				t.Errorf("frames %v", got[0].Frames)
 			}
 		})
