@@ -12,4 +12,5 @@ import (
 	_ "github.com/vpndiag/vpndiag/analyze/tcp"
 	_ "github.com/vpndiag/vpndiag/analyze/dns"
 	_ "github.com/vpndiag/vpndiag/analyze/arp"
+	_ "github.com/vpndiag/vpndiag/analyze/mtu"
 )
