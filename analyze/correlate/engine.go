@@ -19,6 +19,7 @@ type sightRec struct {
 	tupH   uint64
 	hop    uint8
 	tunnel uint8
+	ttl    uint8
 }
 
 // entry is one packet in flight: every hop that saw it within the window.
@@ -158,7 +159,7 @@ func (e *engine) add(h int, s *sighting) {
 			}
 			en.lastTup = s.tup
 			if int(en.n) < maxSight {
-				en.s[en.n] = sightRec{t: t, frame: s.frame, tupH: s.tupH, hop: uint8(h), tunnel: s.tunnel}
+				en.s[en.n] = sightRec{t: t, frame: s.frame, tupH: s.tupH, hop: uint8(h), tunnel: s.tunnel, ttl: s.ttl}
 				en.n++
 			}
 			return
@@ -172,7 +173,7 @@ func (e *engine) add(h int, s *sighting) {
 	en := &e.ring[seq&e.mask]
 	*en = entry{key: s.key, first: t, last: t, n: 1, seen: uint16(1) << uint(h), lastTup: s.tup,
 		class: e.classes.lookup(s)}
-	en.s[0] = sightRec{t: t, frame: s.frame, tupH: s.tupH, hop: uint8(h), tunnel: s.tunnel}
+	en.s[0] = sightRec{t: t, frame: s.frame, tupH: s.tupH, hop: uint8(h), tunnel: s.tunnel, ttl: s.ttl}
 	e.idx[s.key] = seq
 	e.entries++
 }
@@ -206,6 +207,13 @@ func (e *engine) expire(flush bool) {
 // the delays between consecutive sightings, and whether NAT or a tunnel
 // touched it.
 func (e *engine) finalize(en *entry) {
+	// Path order: the TTL only decreases along a path, so a higher TTL was
+	// seen earlier whatever the clocks say; equal TTLs go by time.
+	for i := 1; i < int(en.n); i++ {
+		for j := i; j > 0 && en.s[j].ttl > en.s[j-1].ttl; j-- {
+			en.s[j], en.s[j-1] = en.s[j-1], en.s[j]
+		}
+	}
 	var seq uint64
 	for i := 0; i < int(en.n); i++ {
 		seq |= uint64(en.s[i].hop+1) << (4 * uint(i))

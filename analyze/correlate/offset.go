@@ -9,7 +9,7 @@ import (
 const (
 	MethodReference = "reference" // the reference hop (offset 0 by definition)
 	MethodTwoWay    = "two-way"   // bounded by minimum delays in both directions
-	MethodOneWay    = "one-way"   // one direction only: assumes a zero minimum delay
+	MethodOneWay    = "one-way"   // one direction only: 0 when that fits and the bound is under 10 ms, else the bound
 	MethodSameLink  = "same-link" // equal TTL at both hops and no reverse traffic
 	MethodNone      = "none"      // no packet in common with another hop in the sample
 )
@@ -131,9 +131,9 @@ func estimatePair(a, b int, sa, sb map[uint64]sample) (pairEstimate, bool) {
 		}
 		e.method = MethodTwoWay
 	case hi != math.MaxInt64:
-		e.offset, e.method = hi, MethodOneWay
+		e.offset, e.method = snap(hi, hi >= 0), MethodOneWay
 	case lo != math.MinInt64:
-		e.offset, e.method = lo, MethodOneWay
+		e.offset, e.method = snap(lo, lo <= 0), MethodOneWay
 	default:
 		// Same link, one direction, no TTL change: nothing tells the
 		// offset from the delay (a wire or bridge: microseconds). Keep
@@ -142,9 +142,9 @@ func estimatePair(a, b int, sa, sb map[uint64]sample) (pairEstimate, bool) {
 		e.method = MethodSameLink
 		switch {
 		case nearMin >= 0:
-			e.offset = nearMin
+			e.offset = snap(nearMin, true)
 		case nearMax <= 0:
-			e.offset = nearMax
+			e.offset = snap(nearMax, true)
 		default:
 			e.offset, e.unc = 0, max(-nearMin, nearMax)
 		}
@@ -185,18 +185,27 @@ func combineOffsets(nhops, ref int, pairs []pairEstimate, minMatches int) []hopO
 	out[ref] = hopOffset{method: MethodReference, via: -1}
 	cost[ref] = 0
 	q := &costHeap{{ref, 0}}
+	done := make([]bool, nhops)
 	for q.Len() > 0 {
 		it := heap.Pop(q).(costItem)
-		if it.cost != cost[it.hop] {
+		if done[it.hop] || it.cost != cost[it.hop] {
 			continue
 		}
+		done[it.hop] = true
 		for _, e := range adj[it.hop] {
-			c := e.unc
-			if c < 0 {
+			// Cost of an edge: its uncertainty. Hops on one link (equal
+			// TTL) are joined first, at no cost: their delay is a wire's,
+			// and only their direct estimate orders their packets right;
+			// an offset through other hops would carry those hops' jitter.
+			c := e.unc + 1
+			switch {
+			case e.method == MethodSameLink:
+				c = 0
+			case e.unc < 0:
 				c = unknownCost
 			}
-			nc := it.cost + c + 1
-			if nc >= cost[e.b] {
+			nc := it.cost + c
+			if done[e.b] || nc > cost[e.b] || (nc == cost[e.b] && (e.method != MethodSameLink || out[e.b].method == MethodSameLink)) {
 				continue
 			}
 			cost[e.b] = nc
@@ -233,4 +242,21 @@ func (h *costHeap) Pop() any {
 	it := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return it
+}
+
+// snapLimit is the largest one-sided bound still read as synchronised
+// clocks plus a network delay.
+const snapLimit = int64(10e6)
+
+// snap turns a one-sided bound into an offset. A bound only says the offset
+// is at most (or at least) it; when zero satisfies it and the bound is
+// small, the clocks are taken as synchronised (offset 0), which keeps the
+// measured delays and the order of packets between these hops and any
+// other. A large bound is a clock difference: the offset is the bound (the
+// smallest delay taken as zero).
+func snap(bound int64, zeroFits bool) int64 {
+	if zeroFits && bound < snapLimit && bound > -snapLimit {
+		return 0
+	}
+	return bound
 }
