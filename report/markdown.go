@@ -30,6 +30,9 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 		if f.Remedy != "" {
 			ew.printf("  - remedy: %s\n", mdEscape(f.Remedy))
 		}
+		if f.Source != "" {
+			ew.printf("  - source: %s\n", mdEscape(f.Source))
+		}
 		if len(f.Evidence) > 0 {
 			b, err := json.MarshalIndent(f.Evidence, "  ", "  ")
 			if err == nil {
@@ -37,15 +40,46 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 			}
 		}
 	}
-	for _, t := range append([]Table{inputsTable(r)}, r.Tables...) {
+	if len(r.Timeline) > 0 {
+		ew.printf("\n### Timeline\n\n| time (UTC) | kind | source | event |\n|---|---|---|---|\n")
+		for _, e := range r.Timeline {
+			text := e.Text
+			if e.DurationSeconds > 0 {
+				text += " (" + durationText(e.DurationSeconds) + ")"
+			}
+			ew.printf("| %s | %s | %s | %s |\n", e.Time.UTC().Format("2006-01-02 15:04:05.000"), mdCell(e.Kind), mdCell(mdEscape(e.Source)), mdCell(mdEscape(text)))
+		}
+	}
+	if len(r.Charts) > 0 {
+		ew.printf("\n### Charts\n")
+	}
+	for i := range r.Charts {
+		c := &r.Charts[i]
+		title := c.Title
+		if c.Source != "" {
+			title = "[" + c.Source + "] " + title
+		}
+		ew.printf("\n**%s** (see --format html for the figure)\n\n```text\n%s\n```\n", mdEscape(title), strings.Join(chartLines(c), "\n"))
+	}
+	for _, t := range humanTables(r) {
 		ew.printf("\n### %s\n\n", mdEscape(t.Title))
-		ew.printf("%s", mdTable(t))
+		if len(t.Rows) > mdFoldRows {
+			// Long tables are folded so the findings stay in view; the blank
+			// lines around the table are what issue trackers need to render
+			// Markdown inside HTML.
+			ew.printf("<details><summary>%d rows</summary>\n\n%s\n</details>\n", len(t.Rows), mdTable(t))
+		} else {
+			ew.printf("%s", mdTable(t))
+		}
 		if t.Note != "" {
 			ew.printf("\n%s\n", mdEscape(t.Note))
 		}
 	}
 	return ew.err
 }
+
+// mdFoldRows is the longest table printed open in Markdown.
+const mdFoldRows = 30
 
 func mdTable(t Table) string {
 	var b strings.Builder

@@ -18,12 +18,27 @@ const (
 	FormatText     Format = "text"
 	FormatJSON     Format = "json"
 	FormatMarkdown Format = "md"
+	FormatHTML     Format = "html"
+	FormatJUnit    Format = "junit"
 )
 
 // Formats lists the supported output formats.
-func Formats() []Format { return []Format{FormatText, FormatJSON, FormatMarkdown} }
+func Formats() []Format {
+	return []Format{FormatText, FormatJSON, FormatMarkdown, FormatHTML, FormatJUnit}
+}
 
-// ParseFormat validates a --format value ("markdown" is accepted for "md").
+// FormatNames lists the supported output formats as strings, for flag help
+// and shell completion.
+func FormatNames() []string {
+	var out []string
+	for _, f := range Formats() {
+		out = append(out, string(f))
+	}
+	return out
+}
+
+// ParseFormat validates a --format value ("markdown" is accepted for "md",
+// "htm" for "html", "junit-xml" for "junit").
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(s) {
 	case "text", "txt":
@@ -32,17 +47,41 @@ func ParseFormat(s string) (Format, error) {
 		return FormatJSON, nil
 	case "md", "markdown":
 		return FormatMarkdown, nil
+	case "html", "htm":
+		return FormatHTML, nil
+	case "junit", "junit-xml":
+		return FormatJUnit, nil
 	}
-	return "", fmt.Errorf("unknown format %q (want text, json or md)", s)
+	return "", fmt.Errorf("unknown format %q (want %s)", s, strings.Join(FormatNames(), ", "))
 }
 
-// Render writes r to w in format f.
+// Options tune rendering; the zero value is what Render uses.
+type Options struct {
+	// JUnitFailAt is the severity from which findings are JUnit failures;
+	// nil means DefaultJUnitFailAt (warning).
+	JUnitFailAt *Severity
+}
+
+// Render writes r to w in format f with default options.
 func Render(w io.Writer, r *Report, f Format) error {
+	return RenderWith(w, r, f, Options{})
+}
+
+// RenderWith writes r to w in format f.
+func RenderWith(w io.Writer, r *Report, f Format, o Options) error {
 	switch f {
 	case FormatJSON:
 		return RenderJSON(w, r)
 	case FormatMarkdown:
 		return RenderMarkdown(w, r)
+	case FormatHTML:
+		return RenderHTML(w, r)
+	case FormatJUnit:
+		failAt := DefaultJUnitFailAt
+		if o.JUnitFailAt != nil {
+			failAt = *o.JUnitFailAt
+		}
+		return RenderJUnit(w, r, failAt)
 	case FormatText, "":
 		return RenderText(w, r)
 	}

@@ -69,10 +69,24 @@ type Report struct {
 	Args    []string  `json:"args,omitempty"`  // command-line arguments (never secrets)
 	Started time.Time `json:"started"`         // when the command started
 	Title   string    `json:"title,omitempty"` // one line describing the run
-	Inputs  []Input   `json:"inputs"`
+	// Host is the machine the command ran on, when the command records it;
+	// merged incident reports use it to tell their sources apart.
+	Host   string  `json:"host,omitempty"`
+	Inputs []Input `json:"inputs"`
 	// Findings are sorted most severe first by Sort.
 	Findings []Finding `json:"findings"`
 	Tables   []Table   `json:"tables"`
+	// Charts are figures for the HTML report (and sparklines in text and
+	// Markdown): time series, bars and histograms; see Chart.
+	Charts []Chart `json:"charts,omitempty"`
+	// Checks names the analyzers or checks that ran, when the command knows
+	// them; JUnit output turns each check without findings into a passing
+	// test case.
+	Checks []string `json:"checks,omitempty"`
+	// Sources and Timeline are set on a merged incident report (Merge):
+	// the reports it was made from, and their events ordered by time.
+	Sources  []Source `json:"sources,omitempty"`
+	Timeline []Event  `json:"timeline,omitempty"`
 	// Data holds command-specific structured results (e.g. trace's hops and
 	// segments, analyze's summary), documented per command.
 	Data map[string]any `json:"data,omitempty"`
@@ -129,6 +143,12 @@ type Finding struct {
 	Evidence map[string]any `json:"evidence,omitempty"`
 	Frames   []FrameRef     `json:"frames,omitempty"`
 	Remedy   string         `json:"remedy,omitempty"`
+	// Time is when the problem was seen (capture or wall time), when the
+	// finding has one moment; merged reports put it on the timeline.
+	Time *time.Time `json:"time,omitempty"`
+	// Source is the Source.ID of the report the finding came from, set only
+	// in merged reports.
+	Source string `json:"source,omitempty"`
 }
 
 // Table is a titled grid of values. Cells keep their JSON types (numbers stay
@@ -139,6 +159,9 @@ type Table struct {
 	Columns []string `json:"columns"`
 	Rows    [][]any  `json:"rows"`
 	Note    string   `json:"note,omitempty"`
+	// Source is the Source.ID of the report the table came from, set only
+	// in merged reports.
+	Source string `json:"source,omitempty"`
 }
 
 // New returns an empty report for a command.

@@ -29,8 +29,28 @@ func RenderText(w io.Writer, r *Report) error {
 		if f.Remedy != "" {
 			ew.printf("  remedy:   %s\n", f.Remedy)
 		}
+		if f.Source != "" {
+			ew.printf("  source:   %s\n", f.Source)
+		}
 	}
-	for _, t := range append([]Table{inputsTable(r)}, r.Tables...) {
+	if len(r.Timeline) > 0 {
+		ew.printf("\nTimeline\n")
+		for _, e := range r.Timeline {
+			ew.printf("  %s\n", eventLine(e))
+		}
+	}
+	for i := range r.Charts {
+		c := &r.Charts[i]
+		title := c.Title
+		if c.Source != "" {
+			title = "[" + c.Source + "] " + title
+		}
+		ew.printf("\nChart: %s\n", title)
+		for _, l := range chartLines(c) {
+			ew.printf("  %s\n", l)
+		}
+	}
+	for _, t := range humanTables(r) {
 		ew.printf("\n")
 		ew.printf("%s", textTable(t))
 	}

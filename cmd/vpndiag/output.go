@@ -26,11 +26,11 @@ type globalOptions struct {
 
 func (g *globalOptions) bind(root *cobra.Command) {
 	f := root.PersistentFlags()
-	f.StringVar(&g.format, "format", "", "output format: text, json or md (default text)")
+	f.StringVar(&g.format, "format", "", "output format: text, json, md, html (one self-contained page with charts) or junit (JUnit XML for CI; warnings and errors are failures) (default text)")
 	f.StringVarP(&g.output, "output", "o", "", "write the report to `FILE` instead of standard output")
 	f.StringVar(&g.failOn, "fail-on", "error", "exit 1 when a finding at or above this severity exists: info, warning, error, or none")
 	f.BoolVar(&g.noProgress, "no-progress", false, "never show a progress bar")
-	_ = root.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json", "md"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(report.FormatNames(), cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "warning", "error", "none"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
