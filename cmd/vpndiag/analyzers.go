@@ -13,4 +13,5 @@ import (
 	_ "github.com/vpndiag/vpndiag/analyze/dns"
 	_ "github.com/vpndiag/vpndiag/analyze/arp"
 	_ "github.com/vpndiag/vpndiag/analyze/mtu"
+	_ "github.com/vpndiag/vpndiag/analyze/flow"
 )
