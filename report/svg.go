@@ -501,7 +501,16 @@ func markSeverity(m Mark) string {
 // valueText prints a value with its unit.
 func valueText(v float64, unit string) string {
 	if siUnits[unit] {
-		return siText(v, math.Abs(v)/1000) + unit
+		scale, prefix := 1.0, ""
+		switch a := math.Abs(v); {
+		case a >= 1e9:
+			scale, prefix = 1e9, "G"
+		case a >= 1e6:
+			scale, prefix = 1e6, "M"
+		case a >= 1e3:
+			scale, prefix = 1e3, "k"
+		}
+		return formatFloat(v/scale) + prefix + unit
 	}
 	s := formatFloat(v)
 	if unit == "%" {
