@@ -108,6 +108,9 @@ func runThroughput(cmd *cobra.Command, g *globalOptions, o *throughputOptions, a
 	rep.Title = fmt.Sprintf("iperf3 %s throughput %s %s, %d stream(s), %.1f s", res.Protocol, dir, res.Remote, res.Parallel, res.Seconds)
 	addThroughputTables(rep, res)
 	rep.SetData("throughput", res)
+	if c, ok := throughputChart(res); ok {
+		rep.AddChart(c)
+	}
 	rep.Add(throughputFindings(res)...)
 	if runErr != nil {
 		rep.Add(report.Finding{ID: "probe.incomplete", Severity: report.SeverityError, Title: "Throughput test did not finish",
