@@ -72,6 +72,7 @@ link n:eth0=198.18.1.1/24 f:eth0=198.18.1.2/24
 		t.Fatal(err)
 	}
 	sock := filepath.Join("/var/run/wireguard", dev+".sock")
+	t.Cleanup(func() { os.Remove(sock) }) // wireguard-go leaves it behind when killed
 	for deadline := time.Now().Add(10 * time.Second); !fileExists(sock); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("wireguard-go: no control socket after 10 s: %s", p.Stderr())
