@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,6 +129,19 @@ func (g *globalOptions) write(r *report.Report, format report.Format) error {
 		return fmt.Errorf("write report %s: %w", g.output, err)
 	}
 	return nil
+}
+
+// emitPartial writes a report that a run-time failure err (target
+// unreachable, peer gone, interrupted) cut short: the partial report is
+// written, and err then wins over the findings' exit code 1, so the exit code
+// is 3 as documented.
+func emitPartial(g *globalOptions, rep *report.Report, err error) error {
+	eerr := g.emit(rep)
+	var ee *exitError
+	if err != nil && (eerr == nil || (errors.As(eerr, &ee) && ee.code == exitFindings)) {
+		return runtimeErr(err)
+	}
+	return eerr
 }
 
 // newReport starts a report for a command with its arguments.

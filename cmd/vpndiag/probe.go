@@ -21,13 +21,16 @@ func init() {
 	register(func(g *globalOptions) *cobra.Command {
 		cmd := &cobra.Command{
 			Use:   "probe",
-			Short: "Active measurements: ping, iperf3-compatible throughput, outage watch",
+			Short: "Active measurements: ping, iperf3-compatible throughput, path MTU, outage watch, tunnel vs underlay",
 			Long: `probe measures a path actively: ICMP latency and loss (ping), throughput with the iperf3
-wire protocol against any iperf3 -s or vpndiag serve (throughput), and continuous probing
-that times every outage (watch).`,
+wire protocol against any iperf3 -s or vpndiag serve (throughput), the path MTU by DF probes
+with black-hole detection (mtu), continuous probing that times every outage (watch), and
+a side-by-side comparison of a tunnel with its underlay (compare).`,
 			Example: `  vpndiag probe ping -s 1272 -c 100 -i 0.2 10.8.0.1
   vpndiag probe throughput -P 4 -t 10 203.0.113.7
-  vpndiag probe watch --duration 10m 10.8.0.1 198.51.100.1`,
+  vpndiag probe mtu 10.8.0.1
+  vpndiag probe watch --duration 10m 10.8.0.1 198.51.100.1
+  vpndiag probe compare --tunnel 10.8.0.1 --underlay 203.0.113.7 --throughput`,
 		}
 		for _, f := range probeSubcommands {
 			cmd.AddCommand(f(g))

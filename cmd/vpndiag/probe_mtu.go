@@ -102,18 +102,6 @@ func runMTU(cmd *cobra.Command, g *globalOptions, o *mtuOptions, args []string) 
 	return emitPartial(g, rep, err)
 }
 
-// emitPartial writes the report; a run-time failure err (target
-// unreachable, interrupted) then wins over the findings' exit code 1, so the
-// exit code is 3 as documented, with the partial report written.
-func emitPartial(g *globalOptions, rep *report.Report, err error) error {
-	eerr := g.emit(rep)
-	var ee *exitError
-	if err != nil && (eerr == nil || (errors.As(eerr, &ee) && ee.code == exitFindings)) {
-		return runtimeErr(err)
-	}
-	return eerr
-}
-
 func addMTUTables(rep *report.Report, res *mtu.Result) {
 	rep.AddTable(report.Table{Name: "mtu", Title: "Path MTU (IP packet bytes)",
 		Columns: []string{"target", "interface", "interface mtu", "searched", "path mtu", "refused", "refused by", "black hole", "probes", "lost", "seconds"},

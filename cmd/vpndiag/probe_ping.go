@@ -104,13 +104,7 @@ func runPing(cmd *cobra.Command, g *globalOptions, o *pingOptions, args []string
 			Summary: fmtErr(err), Evidence: map[string]any{"sent": st.Sent, "received": st.Received}})
 	}
 	rep.Sort()
-	if eerr := g.emit(rep); eerr != nil {
-		return eerr
-	}
-	if err != nil {
-		return runtimeErr(err)
-	}
-	return nil
+	return emitPartial(g, rep, err)
 }
 
 func pingTable(st *ping.Stats) report.Table {

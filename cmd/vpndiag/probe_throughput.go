@@ -119,13 +119,7 @@ func runThroughput(cmd *cobra.Command, g *globalOptions, o *throughputOptions, a
 			Remedy:   "Check that the server is reachable and not busy (iperf3 runs one test at a time), then retry."})
 	}
 	rep.Sort()
-	if err := g.emit(rep); err != nil {
-		return err
-	}
-	if runErr != nil {
-		return runtimeErr(runErr)
-	}
-	return nil
+	return emitPartial(g, rep, runErr)
 }
 
 // addThroughputTables adds per-interval and per-stream tables.
