@@ -45,13 +45,19 @@ type junitCase struct {
 	Name      string        `xml:"name,attr"`
 	Time      string        `xml:"time,attr"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	SystemOut *junitText    `xml:"system-out,omitempty"`
 }
+
+type junitText struct {
+	Text string `xml:",cdata"`
+}
+
+func sysOut(s string) *junitText { return &junitText{Text: s} }
 
 type junitFailure struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr"`
-	Text    string `xml:",chardata"`
+	Text    string `xml:",cdata"`
 }
 
 // RenderJUnit writes the report as JUnit XML for CI: one <testsuite> per
@@ -64,7 +70,7 @@ type junitFailure struct {
 func RenderJUnit(w io.Writer, r *Report, failAt Severity) error {
 	doc := junitSuites{Name: "vpndiag"}
 	if len(r.Sources) == 0 {
-		doc.Suites = append(doc.Suites, junitSuiteFor(r, r.Command, r.Host, r.Started.UTC().Format("2006-01-02T15:04:05"), r.Findings, r.Checks, "", failAt))
+		doc.Suites = append(doc.Suites, junitSuiteFor(r, r.Command, r.Host, r.Started.UTC().Format("2006-01-02T15:04:05"), r.Verdict(), r.Findings, r.Checks, "", failAt))
 	} else {
 		for _, s := range r.Sources {
 			var fs []Finding
@@ -79,7 +85,7 @@ func RenderJUnit(w io.Writer, r *Report, failAt Severity) error {
 					checks = append(checks, rest)
 				}
 			}
-			doc.Suites = append(doc.Suites, junitSuiteFor(r, s.Command, s.Host, s.Started.UTC().Format("2006-01-02T15:04:05"), fs, checks, s.ID, failAt))
+			doc.Suites = append(doc.Suites, junitSuiteFor(r, s.Command, s.Host, s.Started.UTC().Format("2006-01-02T15:04:05"), s.Verdict, fs, checks, s.ID, failAt))
 		}
 	}
 	for _, s := range doc.Suites {
@@ -100,7 +106,7 @@ func RenderJUnit(w io.Writer, r *Report, failAt Severity) error {
 	return nil
 }
 
-func junitSuiteFor(r *Report, command, host, stamp string, findings []Finding, checks []string, source string, failAt Severity) junitSuite {
+func junitSuiteFor(r *Report, command, host, stamp, verdict string, findings []Finding, checks []string, source string, failAt Severity) junitSuite {
 	class := "vpndiag." + strings.ReplaceAll(command, " ", ".")
 	name := "vpndiag " + command
 	if source != "" {
@@ -127,7 +133,7 @@ func junitSuiteFor(r *Report, command, host, stamp string, findings []Finding, c
 			c.Failure = &junitFailure{Message: f.Summary, Type: f.Severity.String(), Text: body}
 			s.Failures++
 		} else {
-			c.SystemOut = "[" + f.Severity.String() + "] " + f.Summary + "\n" + body
+			c.SystemOut = sysOut("[" + f.Severity.String() + "] " + f.Summary + "\n" + body)
 		}
 		s.Cases = append(s.Cases, c)
 		if i := strings.IndexByte(f.ID, '.'); i > 0 {
@@ -139,10 +145,10 @@ func junitSuiteFor(r *Report, command, host, stamp string, findings []Finding, c
 		if prefixes[chk] {
 			continue
 		}
-		s.Cases = append(s.Cases, junitCase{Classname: class, Name: chk, Time: "0", SystemOut: "no findings"})
+		s.Cases = append(s.Cases, junitCase{Classname: class, Name: chk, Time: "0", SystemOut: sysOut("no findings")})
 	}
 	if len(s.Cases) == 0 {
-		s.Cases = append(s.Cases, junitCase{Classname: class, Name: command, Time: "0", SystemOut: r.Verdict()})
+		s.Cases = append(s.Cases, junitCase{Classname: class, Name: command, Time: "0", SystemOut: sysOut(verdict)})
 	}
 	s.Tests = len(s.Cases)
 	return s
