@@ -251,4 +251,3 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(fmt.Errorf("write %s: %w", to, err))
 	}
 }
-
