@@ -205,6 +205,9 @@ func runWatch(cmd *cobra.Command, g *globalOptions, o *watchOptions, args []stri
 	rep.Title = fmt.Sprintf("watch of %d target(s) every %v for %v", len(args), interval, res.Ended.Sub(res.Started).Round(time.Millisecond))
 	addWatchTables(rep, res)
 	rep.SetData("watch", res)
+	if c, ok := watchChart(res, nil); ok {
+		rep.AddChart(c)
+	}
 	rep.Add(watchFindings(res)...)
 	rep.Sort()
 	if eerr := g.emit(rep); eerr != nil {
