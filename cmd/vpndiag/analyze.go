@@ -86,6 +86,9 @@ func runAnalyze(cmd *cobra.Command, g *globalOptions, o *analyzeOptions, args []
 	if baseline != nil {
 		report.ApplyBaseline(baseline, rep, o.baseline)
 	}
+	if c, ok := protocolChart(rep); ok {
+		rep.AddChart(c)
+	}
 	if err := g.emit(rep); err != nil {
 		return err
 	}
