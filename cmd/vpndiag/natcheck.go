@@ -139,6 +139,9 @@ func natcheckCaptures(cmd *cobra.Command, g *globalOptions, o *natcheckOptions, 
 	if ie != nil && len(rep.Inputs) == 0 {
 		return &exitError{code: exitUsage, err: ie}
 	}
+	for _, c := range natcheckCharts(rep) {
+		rep.AddChart(c)
+	}
 	if err := g.emit(rep); err != nil {
 		return err
 	}
