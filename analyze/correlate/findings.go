@@ -87,7 +87,11 @@ func (r *Result) Fill(rep *report.Report, opt Options) {
 	opt.defaults()
 	files := map[string]string{}
 	for _, h := range r.Hops {
-		files[h.Name] = filepath.Base(h.Source)
+		file := h.File
+		if file == "" {
+			file = h.Source
+		}
+		files[h.Name] = filepath.Base(file)
 		in := report.Input{Name: h.Name, Source: h.Source, Format: h.Format, LinkTypes: h.LinkTypes,
 			Packets: h.Packets, Bytes: h.Bytes, Drops: h.CaptureDrops, Undecoded: h.Undecoded}
 		if h.Packets > 0 && h.FirstNs != 0 {
@@ -392,6 +396,7 @@ func (r *Result) tables(rep *report.Report) {
 type HopData struct {
 	Name         string   `json:"name"`
 	Source       string   `json:"source"`
+	File         string   `json:"file,omitempty"` // the capture file of a live hop (frame numbers refer to it)
 	Packets      uint64   `json:"packets"`
 	CaptureDrops *uint64  `json:"capture_drops"`
 	Missed       uint64   `json:"missed"`
@@ -432,6 +437,9 @@ func (r *Result) Data() (hops []HopData, segs []SegmentData) {
 	for _, h := range r.Hops {
 		d := HopData{Name: h.Name, Source: h.Source, Packets: h.Packets, CaptureDrops: h.CaptureDrops, Missed: h.Missed,
 			Matched: h.Matched, Duplicates: h.Duplicates, OffsetMs: ms(h.OffsetNs), OffsetMethod: h.OffsetMethod, OffsetFrom: h.OffsetFrom}
+		if h.File != h.Source {
+			d.File = h.File
+		}
 		if h.OffsetUncNs >= 0 {
 			u := ms(h.OffsetUncNs)
 			d.OffsetUncMs = &u

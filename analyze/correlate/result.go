@@ -9,6 +9,7 @@ import (
 type HopResult struct {
 	Name      string
 	Source    string
+	File      string // the capture file frame numbers refer to
 	Format    string
 	LinkTypes []string
 	Packets   uint64

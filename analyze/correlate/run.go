@@ -101,6 +101,10 @@ func Run(ctx context.Context, hops []Hop, opt Options) (*Result, error) {
 	if res != nil {
 		for i := range res.Hops {
 			res.Hops[i].Source = hops[i].Source
+			res.Hops[i].File = hops[i].File
+			if res.Hops[i].File == "" {
+				res.Hops[i].File = hops[i].Source
+			}
 			if files[i] != nil {
 				files[i].fillInput(&res.Hops[i])
 			}

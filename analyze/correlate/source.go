@@ -18,11 +18,23 @@ type Hop struct {
 	Name   string                         // as the user named it (client, gw-in, ...)
 	Source string                         // what it was opened from: a path, iface:NAME, ...
 	Open   func() (capture.Source, error) // opens the hop's packets from the start
+	// File is the capture file that frame numbers in findings refer to
+	// ("" = Source, which is then a path). A live hop spooled to a file
+	// sets it to that file.
+	File string
 }
 
 // FileHop is a Hop over a capture file (pcap, pcapng, gzip).
 func FileHop(name, path string) Hop {
-	return Hop{Name: name, Source: path, Open: func() (capture.Source, error) { return capture.Open(path) }}
+	return Hop{Name: name, Source: path, File: path, Open: func() (capture.Source, error) { return capture.Open(path) }}
+}
+
+// SpooledHop is a Hop captured live from source (iface:NAME) and spooled to
+// the capture file path, which trace reads (twice) as it would any file.
+func SpooledHop(name, source, path string) Hop {
+	h := FileHop(name, path)
+	h.Source = source
+	return h
 }
 
 // HopError is a hop whose source cannot be opened or is not a capture.

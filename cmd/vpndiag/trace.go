@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vpndiag/vpndiag/analyze/correlate"
+	"github.com/vpndiag/vpndiag/capture"
 )
 
 type traceOptions struct {
@@ -18,6 +20,13 @@ type traceOptions struct {
 	reference string
 	minLost   int
 	minLoss   float64 // percent
+	// Live hops.
+	duration     time.Duration
+	filter       string
+	save         string
+	snapLen      int
+	bufferMB     int
+	nativeFilter bool
 }
 
 func init() {
@@ -39,10 +48,16 @@ were seen. Clocks of different machines are aligned from the matched packets (of
 uncertainty are reported). Each capture is read twice: a bounded sample for the clock
 offsets, then the whole file; memory is bounded by --window, not by the capture size.
 
-SOURCE is a capture file (pcap, pcapng, gzip). A bare FILE is named after the file.
-Live sources (iface:NAME, ssh:HOST:IFACE) are not supported yet.`,
+SOURCE is a capture file (pcap, pcapng, gzip; a bare FILE is named after the file) or a
+live local interface, iface:NAME (Linux; needs CAP_NET_RAW: sudo). Live hops are captured at
+the same time, one socket per hop, all opened before capturing starts, for --duration or until
+Ctrl-C, into pcapng files (interface description = hop name, kernel drop counts at the end);
+then they are correlated like files. --save DIR keeps them as DIR/HOP.pcapng, otherwise they
+go to a temporary directory that is removed at the end. Live and file hops can be mixed.
+Remote sources (ssh:HOST:IFACE) are not supported yet.`,
 			Example: `  vpndiag trace client=client.pcap gw-in=gw-inside.pcap gw-out=gw-outside.pcap dns=dns-server.pcap
-  vpndiag trace --format json --window 5s lan=lan.pcapng wan=wan.pcapng`,
+  vpndiag trace --format json --window 5s lan=lan.pcapng wan=wan.pcapng
+  sudo vpndiag trace --duration 30s lan=iface:eth1 wan=iface:eth0 -f 'udp or icmp' --save /var/tmp/trace`,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runTrace(cmd, g, o, args)
 			},
@@ -53,25 +68,44 @@ Live sources (iface:NAME, ssh:HOST:IFACE) are not supported yet.`,
 		f.StringVar(&o.reference, "reference", "", "hop whose clock the others are aligned to (default: the first hop)")
 		f.IntVar(&o.minLost, "min-lost", correlate.DefaultMinLost, "report loss on a segment from this many lost packets")
 		f.Float64Var(&o.minLoss, "min-loss", 100*correlate.DefaultMinLossRatio, "report loss on a segment from this `percent` lost")
+		f.DurationVar(&o.duration, "duration", 0, "live hops: capture for this long (default: until Ctrl-C)")
+		f.StringVarP(&o.filter, "filter", "f", "", "live hops: capture filter in tcpdump syntax, e.g. 'udp or icmp'")
+		f.StringVar(&o.save, "save", "", "live hops: keep the captures as `DIR`/HOP.pcapng")
+		f.IntVar(&o.snapLen, "snaplen", capture.DefaultSnapLen, "live hops: keep at most `N` bytes of each frame")
+		f.IntVar(&o.bufferMB, "buffer", capture.DefaultBufferSize>>20, "live hops: kernel ring size per interface in `MiB`")
+		f.BoolVar(&o.nativeFilter, "native-filter", false, "live hops: compile the filter with vpndiag's compiler even when tcpdump is installed")
 		return cmd
 	})
 }
 
-// openHop turns one SOURCE into a hop. It is the one place that knows the
-// source kinds: files today; live interfaces and SSH sources plug in here.
-func openHop(name, source string) (correlate.Hop, error) {
-	switch {
-	case strings.HasPrefix(source, "iface:"):
-		return correlate.Hop{}, usageErr("hop %s: live capture (%s) is not supported yet: capture with tcpdump or dumpcap and pass the file", name, source)
-	case strings.HasPrefix(source, "ssh:"):
-		return correlate.Hop{}, usageErr("hop %s: remote capture (%s) is not supported yet: capture on the host and copy the file", name, source)
+// hopArg is one HOP=SOURCE argument.
+type hopArg struct {
+	name, source string
+	live         bool // a live source, captured (spooled) before correlating
+}
+
+// parseSource checks one SOURCE. It is the one place that knows the
+// source kinds: files and live interfaces; SSH sources plug in here.
+func parseSource(name, source string) (live bool, err error) {
+	spec, err := capture.ParseSpec(source)
+	if err != nil {
+		return false, usageErr("hop %s: %v", name, err)
 	}
-	return correlate.FileHop(name, source), nil
+	switch spec.Kind {
+	case capture.SpecSSH:
+		return false, usageErr("hop %s: remote capture (%s) is not supported yet: capture on the host and copy the file", name, source)
+	case capture.SpecInterface:
+		if len(spec.Interfaces) != 1 {
+			return false, usageErr("hop %s: %s: one interface per hop (give each interface its own hop, e.g. lan=iface:eth1 wan=iface:eth0)", name, source)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // parseHops parses HOP=SOURCE arguments (a bare FILE is named after its base
 // name without extensions).
-func parseHops(args []string) ([]correlate.Hop, error) {
+func parseHops(args []string) ([]hopArg, error) {
 	if len(args) < 2 {
 		return nil, usageErr("trace needs at least two hops, as HOP=SOURCE (e.g. gw-in=gw-inside.pcap gw-out=gw-outside.pcap)")
 	}
@@ -79,7 +113,7 @@ func parseHops(args []string) ([]correlate.Hop, error) {
 		return nil, usageErr("trace takes at most %d hops, got %d", correlate.MaxHops, len(args))
 	}
 	seen := map[string]string{}
-	var hops []correlate.Hop
+	var hops []hopArg
 	for _, a := range args {
 		name, src, ok := strings.Cut(a, "=")
 		if !ok || strings.ContainsAny(name, `/\`) {
@@ -96,11 +130,11 @@ func parseHops(args []string) ([]correlate.Hop, error) {
 			return nil, usageErr("duplicate hop name %q (%s and %s): give every hop its own name", name, prev, src)
 		}
 		seen[name] = src
-		h, err := openHop(name, src)
+		live, err := parseSource(name, src)
 		if err != nil {
 			return nil, err
 		}
-		hops = append(hops, h)
+		hops = append(hops, hopArg{name: name, source: src, live: live})
 	}
 	return hops, nil
 }
@@ -109,8 +143,11 @@ func runTrace(cmd *cobra.Command, g *globalOptions, o *traceOptions, args []stri
 	if err := g.validate(); err != nil {
 		return err
 	}
-	hops, err := parseHops(args)
+	args0, err := parseHops(args)
 	if err != nil {
+		return err
+	}
+	if err := o.validateLive(args0); err != nil {
 		return err
 	}
 	if o.window <= 0 {
@@ -122,8 +159,8 @@ func runTrace(cmd *cobra.Command, g *globalOptions, o *traceOptions, args []stri
 	opt := correlate.Options{Window: o.window, SampleSize: o.sample, MinLost: o.minLost, MinLossRatio: o.minLoss / 100}
 	if o.reference != "" {
 		opt.Reference = -1
-		for i, h := range hops {
-			if h.Name == o.reference {
+		for i, h := range args0 {
+			if h.name == o.reference {
 				opt.Reference = i
 			}
 		}
@@ -131,9 +168,20 @@ func runTrace(cmd *cobra.Command, g *globalOptions, o *traceOptions, args []stri
 			return usageErr("--reference %q is not one of the hops", o.reference)
 		}
 	}
+	hops, cleanup, err := o.spoolLive(cmd, g, args0)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	// Correlate without the command's cancellation: after a live capture
+	// ended by Ctrl-C that context is already cancelled.
+	ctx := cmd.Context()
+	if len(hops) != 0 && hasLive(args0) {
+		ctx = context.WithoutCancel(ctx)
+	}
 	bar := startProgress(g, "correlating")
 	opt.Progress = bar.update
-	res, err := correlate.Run(cmd.Context(), hops, opt)
+	res, err := correlate.Run(ctx, hops, opt)
 	bar.stop()
 	var he *correlate.HopError
 	switch {

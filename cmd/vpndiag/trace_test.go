@@ -182,7 +182,10 @@ func TestTraceBadInput(t *testing.T) {
 	}{
 		{"one hop", []string{"a=" + cl}, "at least two hops"},
 		{"duplicate names", []string{"a=" + cl, "a=" + gw}, `duplicate hop name "a"`},
-		{"live iface", []string{"a=" + cl, "b=iface:eth0"}, "not supported yet"},
+		{"two interfaces in one hop", []string{"a=" + cl, "b=iface:eth0,eth1"}, "one interface per hop"},
+		{"--save without live hops", []string{"--save", t.TempDir(), "a=" + cl, "b=" + gw}, "--save applies to live hops"},
+		{"--duration without live hops", []string{"--duration", "1s", "a=" + cl, "b=" + gw}, "--duration applies to live hops"},
+		{"bad filter", []string{"-f", "port eighty", "a=" + cl, "b=iface:lo"}, "eighty"},
 		{"ssh", []string{"a=" + cl, "b=ssh:host:eth0"}, "not supported yet"},
 		{"not a capture", []string{"a=" + cl, "b=" + notCapture}, "hop b:"},
 		{"missing file", []string{"a=" + cl, "b=/nonexistent/x.pcap"}, "hop b:"},
@@ -205,13 +208,20 @@ func TestTraceBadInput(t *testing.T) {
 	}
 }
 
-// TestParseHops: HOP=SOURCE, bare files named after the file.
+// TestParseHops: HOP=SOURCE, bare files named after the file, iface: live.
 func TestParseHops(t *testing.T) {
 	hops, err := parseHops([]string{"gw-in=a/b.pcap", "captures/site.pcapng.gz"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hops[0].Name != "gw-in" || hops[0].Source != "a/b.pcap" || hops[1].Name != "site" || hops[1].Source != "captures/site.pcapng.gz" {
+	if hops[0].name != "gw-in" || hops[0].source != "a/b.pcap" || hops[0].live || hops[1].name != "site" || hops[1].source != "captures/site.pcapng.gz" {
 		t.Errorf("hops %+v", hops)
+	}
+	hops, err = parseHops([]string{"lan=iface:eth1", "wan=file:iface:x.pcap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hops[0].live || hops[0].source != "iface:eth1" || hops[1].live {
+		t.Errorf("live hops %+v, want lan live, wan a file", hops)
 	}
 }
