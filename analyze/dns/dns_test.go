@@ -2,8 +2,11 @@ package dns
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -413,4 +416,39 @@ func TestPacketAllocs(t *testing.T) {
 // BenchmarkPacket measures the analyzer over the decoded corpus mix.
 func BenchmarkPacket(b *testing.B) {
 	benchPackets(b, New(), decoded(b, benchFiles...))
+}
+
+// TestFixtureNATDNS reads the lab fixture of the NAT DNS incident
+// (testdata/fixtures/nat-dns, made by the lab with ground truth in
+// truth.json): at the client, the queries through the exhausted NAT that
+// timed out are exactly the unanswered plus those still pending at the end
+// of the capture, and the answered ones match.
+func TestFixtureNATDNS(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "fixtures", "nat-dns")
+	raw, err := os.ReadFile(filepath.Join(dir, "truth.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truth struct {
+		Did map[string]int `json:"did"`
+	}
+	if err := json.Unmarshal(raw, &truth); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, New(), filepath.Join(dir, "client.pcap"))
+	res := r.Data["dns"].(Result)
+	var nat ServerResult
+	for _, s := range res.Servers {
+		if s.Queries == uint64(truth.Did["queries_nat_sent"]) {
+			nat = s
+		}
+	}
+	if nat.Answered != uint64(truth.Did["queries_nat_answered"]) ||
+		nat.Unanswered+nat.Pending != uint64(truth.Did["queries_nat_timeouts"]) || nat.Unanswered == 0 {
+		t.Errorf("NAT server %+v; truth %v", nat, truth.Did)
+	}
+	f := byID(r, IDUnanswered)
+	if len(f) != 1 || f[0].Severity != report.SeverityWarning || !strings.Contains(f[0].Summary, strconv.FormatUint(nat.Pending, 10)+" more") {
+		t.Errorf("findings %+v", f)
+	}
 }

@@ -166,6 +166,14 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 	a.escapeFindings(r, inputs)
 }
 
+// pendingText mentions the queries too close to the end of the capture to judge.
+func pendingText(n uint64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d more, sent in the last %s of the capture, had no answer when it ended; they are not counted)", n, EndGrace)
+}
+
 func ratio(n, d uint64) float64 {
 	if d == 0 {
 		return 0
@@ -189,8 +197,8 @@ func (a *Analyzer) serverFindings(r *report.Report, inputs []analyze.InputInfo, 
 			names = append(names, a.names[h])
 		}
 		r.Add(report.Finding{ID: IDUnanswered, Severity: sev, Title: "DNS queries without an answer",
-			Summary: fmt.Sprintf("%s: %d of %d queries to %s (%.1f%%) got no answer (queries in the last %s of the capture not counted).",
-				sr.Input, s.unanswered, s.queries, sr.Server, 100*rt, EndGrace),
+			Summary: fmt.Sprintf("%s: %d of %d queries to %s (%.1f%%) got no answer%s.",
+				sr.Input, s.unanswered, s.queries, sr.Server, 100*rt, pendingText(sr.Pending)),
 			Where: where, Evidence: map[string]any{"server": sr.Server, "queries": s.queries, "unanswered": s.unanswered,
 				"ratio": rt, "answered": s.answered, "pending_at_end": sr.Pending, "example_names": names},
 			Frames: s.unansweredEx.frames(inputs),
