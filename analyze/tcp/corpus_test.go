@@ -49,13 +49,19 @@ func corpus(tb testing.TB, rel string) string {
 // rows (one per matching frame, tab-separated fields split).
 func tshark(tb testing.TB, file, filter string, fields ...string) [][]string {
 	tb.Helper()
+	return tsharkWith(tb, nil, file, filter, fields...)
+}
+
+// tsharkWith is tshark with extra options (e.g. -2, -o pref:value) first.
+func tsharkWith(tb testing.TB, opts []string, file, filter string, fields ...string) [][]string {
+	tb.Helper()
 	if _, err := exec.LookPath("tshark"); err != nil {
 		tb.Fatal("tshark not found: apt-get install tshark")
 	}
 	if len(fields) == 0 {
 		fields = []string{"frame.number"}
 	}
-	args := []string{"-r", file, "-n", "-Y", filter, "-T", "fields"}
+	args := append(append([]string{}, opts...), "-r", file, "-n", "-Y", filter, "-T", "fields")
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
