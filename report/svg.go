@@ -161,6 +161,9 @@ func chartScales(c *Chart, pw, ph float64) (sx, sy func(float64) float64, xt, yt
 		if c.Kind == ChartHistogram {
 			xmax += c.BinWidth
 		}
+		if c.XUnit == XUnitSeconds && xmin > 0 {
+			xmin = 0 // seconds since the start: the axis starts at the start
+		}
 		if xmax <= xmin {
 			xmin, xmax = xmin-0.5, xmax+0.5
 		}

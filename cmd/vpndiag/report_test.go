@@ -346,3 +346,37 @@ func watchTick(target string, at time.Time, rtt time.Duration, lost bool) watch.
 	}
 	return e
 }
+
+// TestWatchChart: outages become marks labelled per target, the recorder's
+// RTT means become one series per target.
+func TestWatchChart(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	res := &watch.Result{Started: t0, Ended: t0.Add(10 * time.Second), Interval: 100 * time.Millisecond, Targets: []watch.TargetResult{
+		{Target: "198.18.0.1", Outages: []watch.Outage{{Target: "198.18.0.1", Start: t0.Add(2 * time.Second), End: t0.Add(4 * time.Second)}}},
+		{Target: "198.18.0.2", Outages: []watch.Outage{{Target: "198.18.0.2", Start: t0.Add(9 * time.Second), End: t0.Add(10 * time.Second), Ongoing: true}}},
+	}}
+	c, ok := watchChart(res, nil)
+	if !ok || len(c.Series) != 0 || len(c.Marks) != 2 || c.Marks[0].Label != "outage 198.18.0.1" || c.Marks[1].Label != "outage 198.18.0.2 (ongoing)" {
+		t.Fatalf("chart without RTT: %+v", c)
+	}
+	if c.Marks[0].To-c.Marks[0].From != 2 || c.XUnit != report.XUnitTime {
+		t.Errorf("mark %+v", c.Marks[0])
+	}
+	rec := newRTTRecorder(100 * time.Millisecond)
+	for i := 0; i < 100; i++ {
+		at := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+		rec.observe(watchTick("198.18.0.1", at, 3*time.Millisecond, i >= 20 && i < 40))
+		rec.observe(watchTick("198.18.0.2", at, 5*time.Millisecond, i >= 90))
+	}
+	c, _ = watchChart(res, rec)
+	if len(c.Series) != 2 || len(c.Series[0].Points) != 80 || len(c.Series[1].Points) != 90 || c.Series[1].Points[0].Y != 5 {
+		t.Errorf("RTT series: %d series, %d and %d points", len(c.Series), len(c.Series[0].Points), len(c.Series[1].Points))
+	}
+	if !c.Series[0].Points[20].Gap {
+		t.Error("the first answer after the outage does not break the line")
+	}
+	// A watch without outages and without RTT samples has no chart.
+	if _, ok := watchChart(&watch.Result{Targets: []watch.TargetResult{{Target: "x"}}}, nil); ok {
+		t.Error("empty watch chart")
+	}
+}
