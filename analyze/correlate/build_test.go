@@ -19,6 +19,7 @@ type pk struct {
 	id           uint16
 	ttl          uint8
 	seq          uint32 // TCP
+	ack          uint32 // TCP acknowledgment number (the ACK flag is always set)
 	payload      []byte
 	vxlanOver    [2]string // outer src, dst: wrap in VXLAN when set
 	frame        uint64
@@ -44,7 +45,7 @@ func (p pk) record() decode.Record {
 	in := decode.Level{}
 	in.IP = decode.IP{Version: 4, Proto: proto, TTL: ttl, ID: uint32(p.id),
 		Src: netip.MustParseAddr(p.src), Dst: netip.MustParseAddr(p.dst)}
-	in.L4 = decode.Transport{Proto: proto, SrcPort: p.sport, DstPort: p.dport, Seq: p.seq,
+	in.L4 = decode.Transport{Proto: proto, SrcPort: p.sport, DstPort: p.dport, Seq: p.seq, Ack: p.ack,
 		PayloadLen: len(p.payload), Payload: p.payload}
 	if proto == 6 {
 		in.L4.Flags = decode.TCPAck | decode.TCPPsh

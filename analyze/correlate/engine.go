@@ -31,6 +31,8 @@ type entry struct {
 	seen        uint16 // bitmask of hops
 	s           [maxSight]sightRec
 	lastTup     tuple
+	tcpData     bool   // a TCP segment carrying data (or SYN/FIN)
+	tcpEnd      uint32 // its end: what an ACK covering it acknowledges
 }
 
 // patKey identifies a path pattern of a class: the hops that saw a packet,
@@ -40,6 +42,9 @@ type patKey struct {
 	class uint32
 	seq   uint64
 	cens  uint16
+	// acked are hops that did not see this TCP data segment but saw the
+	// receiver acknowledge it: their capture missed it.
+	acked uint16
 }
 
 type patStat struct {
@@ -65,6 +70,17 @@ type hopStats struct {
 	packets, unmatchable, dups, matched, missed uint64
 }
 
+// maxAckFlows bounds the TCP flow directions whose highest ACK the engine
+// follows (per engine, all hops together).
+const maxAckFlows = 1 << 16
+
+// ackKey is one TCP flow direction at one hop: acks[ackKey] is the highest
+// number that hop saw acknowledged for the data of that direction.
+type ackKey struct {
+	flow uint64 // tuple hash of the data direction
+	hop  uint8
+}
+
 // engine matches packets across hops in one time-ordered pass. Memory is
 // bounded by the packets in flight (seen within the window) plus per-class
 // aggregates, never by the capture size.
@@ -86,6 +102,7 @@ type engine struct {
 	nat      natTable
 	hops     []hopStats
 	tunnels  tunnelTable
+	acks     map[ackKey]uint32
 	entries  uint64
 	// late are packets last seen within the window before some hop's
 	// capture ended; whether that hop should have seen them is decided at
@@ -110,6 +127,7 @@ func newEngine(nh int, window int64) *engine {
 		patterns: map[patKey]*patStat{},
 		segs:     map[segKey]*segStat{},
 		hops:     make([]hopStats, nh),
+		acks:     map[ackKey]uint32{},
 		now:      math.MinInt64,
 	}
 	e.classes.init()
@@ -133,6 +151,9 @@ func (e *engine) add(h int, s *sighting) {
 	}
 	if s.encKind != 0 {
 		e.tunnels.add(h, s)
+	}
+	if s.hasAck {
+		e.noteAck(h, s)
 	}
 	if s.key == 0 {
 		hs.unmatchable++
@@ -172,10 +193,43 @@ func (e *engine) add(h int, s *sighting) {
 	e.tail++
 	en := &e.ring[seq&e.mask]
 	*en = entry{key: s.key, first: t, last: t, n: 1, seen: uint16(1) << uint(h), lastTup: s.tup,
-		class: e.classes.lookup(s)}
+		class: e.classes.lookup(s), tcpData: s.tcpData, tcpEnd: s.tcpEnd}
 	en.s[0] = sightRec{t: t, frame: s.frame, tupH: s.tupH, hop: uint8(h), tunnel: s.tunnel, ttl: s.ttl}
 	e.idx[s.key] = seq
 	e.entries++
+}
+
+// noteAck records the highest acknowledgment hop h saw for the flow
+// direction s acknowledges (serial number arithmetic: sequence numbers wrap).
+func (e *engine) noteAck(h int, s *sighting) {
+	k := ackKey{flow: s.ackFlow, hop: uint8(h)}
+	if a, ok := e.acks[k]; ok {
+		if int32(s.ack-a) > 0 {
+			e.acks[k] = s.ack
+		}
+		return
+	}
+	if len(e.acks) < maxAckFlows {
+		e.acks[k] = s.ack
+	}
+}
+
+// ackedAt returns the hops that did not see the TCP data segment en but saw
+// its receiver acknowledge it (an ACK at or beyond its end, for the flow as
+// the last hop that saw the segment saw it: NAT between that hop and the
+// acknowledging one hides the ACK).
+func (e *engine) ackedAt(en *entry) uint16 {
+	var m uint16
+	flow := en.s[en.n-1].tupH
+	for h := 0; h < e.nh; h++ {
+		if en.seen&(1<<uint(h)) != 0 {
+			continue
+		}
+		if a, ok := e.acks[ackKey{flow: flow, hop: uint8(h)}]; ok && int32(a-en.tcpEnd) >= 0 {
+			m |= 1 << uint(h)
+		}
+	}
+	return m
 }
 
 func (e *engine) grow() {
@@ -228,6 +282,9 @@ func (e *engine) finalize(en *entry) {
 		}
 	}
 	pk := patKey{class: en.class, seq: seq, cens: cens}
+	if en.tcpData {
+		pk.acked = e.ackedAt(en)
+	}
 	if ends != 0 {
 		e.late = append(e.late, lateEntry{pk: pk, last: en.last, lastHop: en.s[en.n-1].hop, frame: en.s[en.n-1].frame, ends: ends})
 	} else {

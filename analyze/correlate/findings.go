@@ -233,15 +233,26 @@ func (r *Result) captureFindings(rep *report.Report, opt Options) {
 		if h.CaptureDrops != nil {
 			drops = *h.CaptureDrops
 		}
-		if drops == 0 && h.Missed < uint64(opt.MinLost) {
+		if drops == 0 && h.Missed+h.AckedNotSeen < uint64(opt.MinLost) {
 			continue
+		}
+		var parts []string
+		if drops > 0 || h.CaptureDrops != nil {
+			parts = append(parts, fmt.Sprintf("dropped %d packets itself", drops))
+		}
+		if h.Missed > 0 || h.AckedNotSeen == 0 {
+			parts = append(parts, fmt.Sprintf("missed %d packets that hops before and after it saw", h.Missed))
+		}
+		if h.AckedNotSeen > 0 {
+			parts = append(parts, fmt.Sprintf("never saw %d TCP data segments that an earlier hop saw and that it saw acknowledged", h.AckedNotSeen))
 		}
 		rep.Add(report.Finding{ID: "trace.capture-loss", Severity: report.SeverityWarning,
 			Title: fmt.Sprintf("The capture at %s missed packets", h.Name),
-			Summary: fmt.Sprintf("The capture at %s dropped %d packets itself and missed %d packets that hops before and after it saw; "+
-				"these are capture loss, not network loss, and segments touching %s undercount", h.Name, drops, h.Missed, h.Name),
-			Where:    &report.Where{Hop: h.Name},
-			Evidence: map[string]any{"capture_drops": drops, "missed": h.Missed, "packets": h.Packets},
+			Summary: fmt.Sprintf("The capture at %s %s; these are capture loss, not network loss, and segments touching %s undercount",
+				h.Name, strings.Join(parts, ", "), h.Name),
+			Where: &report.Where{Hop: h.Name},
+			Evidence: map[string]any{"capture_drops": drops, "missed": h.Missed, "acked_not_seen": h.AckedNotSeen,
+				"packets": h.Packets},
 			Remedy: "Capture with a larger buffer (tcpdump -B 65536 or dumpcap -B), a snap length that covers only " +
 				"the headers (-s 128), and a filter for the traffic of interest; write to a fast local disk.",
 		})
@@ -345,7 +356,7 @@ func (r *Result) tables(rep *report.Report) {
 	}
 	rep.AddTable(t)
 	h := report.Table{Name: "hops", Title: "Hops and clock offsets",
-		Columns: []string{"hop", "source", "packets", "matched", "duplicates", "capture drops", "missed", "clock offset ms", "± ms", "method"},
+		Columns: []string{"hop", "source", "packets", "matched", "duplicates", "capture drops", "missed", "acked, not seen", "clock offset ms", "± ms", "method"},
 		Note:    fmt.Sprintf("Offsets are relative to %s's clock.", r.Hops[r.Reference].Name)}
 	for _, x := range r.Hops {
 		var drops any
@@ -356,7 +367,7 @@ func (r *Result) tables(rep *report.Report) {
 		if x.OffsetUncNs >= 0 {
 			unc = ms(x.OffsetUncNs)
 		}
-		h.Rows = append(h.Rows, []any{x.Name, x.Source, x.Packets, x.Matched, x.Duplicates, drops, x.Missed, ms(x.OffsetNs), unc, x.OffsetMethod})
+		h.Rows = append(h.Rows, []any{x.Name, x.Source, x.Packets, x.Matched, x.Duplicates, drops, x.Missed, x.AckedNotSeen, ms(x.OffsetNs), unc, x.OffsetMethod})
 	}
 	rep.AddTable(h)
 	if len(r.NATPools) > 0 {
@@ -400,6 +411,7 @@ type HopData struct {
 	Packets      uint64   `json:"packets"`
 	CaptureDrops *uint64  `json:"capture_drops"`
 	Missed       uint64   `json:"missed"`
+	AckedNotSeen uint64   `json:"acked_not_seen"`
 	Matched      uint64   `json:"matched"`
 	Duplicates   uint64   `json:"duplicates"`
 	OffsetMs     float64  `json:"clock_offset_ms"`
@@ -435,7 +447,7 @@ func optMs(v float64) *float64 {
 // pools, encrypted tunnel counters.
 func (r *Result) Data() (hops []HopData, segs []SegmentData) {
 	for _, h := range r.Hops {
-		d := HopData{Name: h.Name, Source: h.Source, Packets: h.Packets, CaptureDrops: h.CaptureDrops, Missed: h.Missed,
+		d := HopData{Name: h.Name, Source: h.Source, Packets: h.Packets, CaptureDrops: h.CaptureDrops, Missed: h.Missed, AckedNotSeen: h.AckedNotSeen,
 			Matched: h.Matched, Duplicates: h.Duplicates, OffsetMs: ms(h.OffsetNs), OffsetMethod: h.OffsetMethod, OffsetFrom: h.OffsetFrom}
 		if h.File != h.Source {
 			d.File = h.File

@@ -30,6 +30,14 @@ type sighting struct {
 	encKind uint8  // decode.TunnelKind of an encrypted tunnel (ESP, WireGuard), 0 otherwise
 	encID   uint32 // SPI or WireGuard receiver index
 	encSeq  uint64 // ESP sequence number or WireGuard counter
+	// TCP: a data segment's end (seq + length + SYN/FIN), and for a segment
+	// with the ACK flag the acknowledged number and the hash of the flow
+	// direction it acknowledges (the reversed 5-tuple).
+	tcpData bool
+	tcpEnd  uint32
+	hasAck  bool
+	ack     uint32
+	ackFlow uint64
 }
 
 // mix folds v into h (a 64-bit multiply-xorshift; good enough to spread
@@ -130,6 +138,7 @@ func (s *sighting) fill(r *decode.Record) {
 	}
 	switch l4.Proto {
 	case 6:
+		s.tcpFields(l4)
 		h = mix(h, uint64(l4.Seq)<<8|uint64(l4.Flags&(decode.TCPSyn|decode.TCPFin|decode.TCPRst)))
 		if l4.PayloadLen == 0 {
 			h = mix(h, uint64(l4.Ack)<<16|uint64(l4.Window))
@@ -152,6 +161,21 @@ func (s *sighting) fill(r *decode.Record) {
 		return // nothing tells this packet apart
 	}
 	s.key = mix(h, id) | 1
+}
+
+// tcpFields fills the TCP accounting fields of a sighting whose tuple is set.
+func (s *sighting) tcpFields(l4 *decode.Transport) {
+	n := uint32(l4.PayloadLen)
+	if l4.Flags&(decode.TCPSyn|decode.TCPFin) != 0 {
+		n++
+	}
+	if n > 0 {
+		s.tcpData, s.tcpEnd = true, l4.Seq+n
+	}
+	if l4.Flags&decode.TCPAck != 0 {
+		r := tuple{src: s.tup.dst, dst: s.tup.src, sport: s.tup.dport, dport: s.tup.sport, proto: s.tup.proto, v4: s.tup.v4}
+		s.hasAck, s.ack, s.ackFlow = true, l4.Ack, r.hash()
+	}
 }
 
 func b2u(b bool) uint64 {

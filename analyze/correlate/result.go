@@ -21,10 +21,14 @@ type HopResult struct {
 	CaptureDrops *uint64
 	// Missed counts packets seen at hops before and after this one on their
 	// class's path but not here: the capture point missed them.
-	Missed      uint64
-	Matched     uint64 // frames matched with a frame of another hop
-	Duplicates  uint64 // frames seen twice at this hop within the window (retransmissions, duplicates)
-	Unmatchable uint64 // frames with nothing to match them by (no IP, no payload and no IP ID)
+	Missed uint64
+	// AckedNotSeen counts TCP data segments this hop never saw although it
+	// saw the receiver acknowledge them (and an earlier hop saw them): the
+	// capture point missed them.
+	AckedNotSeen uint64
+	Matched      uint64 // frames matched with a frame of another hop
+	Duplicates   uint64 // frames seen twice at this hop within the window (retransmissions, duplicates)
+	Unmatchable  uint64 // frames with nothing to match them by (no IP, no payload and no IP ID)
 	// Clock offset of this hop relative to the reference hop (this hop's
 	// clock minus the reference's): times are corrected by subtracting it.
 	OffsetNs      int64
@@ -82,8 +86,9 @@ type Result struct {
 // into per-segment counts: a packet is lost on segment A->B when A is the
 // last hop that saw it and B is A's successor on the class's path, unless
 // B's capture had not started or had ended (censored). A packet seen before
-// and after B but not at B was missed by B's capture, not lost.
-func (e *engine) paths(names []string) ([]Segment, []uint64) {
+// and after B but not at B was missed by B's capture, not lost; so was a TCP
+// data segment B did not see but saw acknowledged (ackMissed).
+func (e *engine) paths(names []string) ([]Segment, []uint64, []uint64) {
 	e.settleLate()
 	nc := len(e.classes.list)
 	// trans[c][a][b] counts consecutive sightings a->b.
@@ -160,6 +165,7 @@ func (e *engine) paths(names []string) ([]Segment, []uint64) {
 		return r
 	}
 	missed := make([]uint64, e.nh)
+	ackMissed := make([]uint64, e.nh)
 	// Deterministic order: patterns sorted by key.
 	keys := make([]patKey, 0, len(e.patterns))
 	for k := range e.patterns {
@@ -173,7 +179,10 @@ func (e *engine) paths(names []string) ([]Segment, []uint64) {
 		if a.seq != b.seq {
 			return a.seq < b.seq
 		}
-		return a.cens < b.cens
+		if a.cens != b.cens {
+			return a.cens < b.cens
+		}
+		return a.acked < b.acked
 	})
 	for _, pk := range keys {
 		p := e.patterns[pk]
@@ -208,6 +217,15 @@ func (e *engine) paths(names []string) ([]Segment, []uint64) {
 			}
 			if pk.cens&(1<<uint(s)) != 0 {
 				continue // s was not capturing then: cannot tell
+			}
+			if pk.acked&(1<<uint(s)) != 0 {
+				// s saw the receiver acknowledge it: it arrived, and
+				// s's capture missed it.
+				r := row(pk.class, a, s)
+				r.Sent += p.count
+				r.Received += p.count
+				ackMissed[s] += p.count
+				continue
 			}
 			r := row(pk.class, a, s)
 			r.Sent += p.count
@@ -250,7 +268,7 @@ func (e *engine) paths(names []string) ([]Segment, []uint64) {
 		}
 		return a.Class < b.Class
 	})
-	return out, missed
+	return out, missed, ackMissed
 }
 
 func round3(v float64) float64 {

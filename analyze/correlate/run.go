@@ -272,13 +272,14 @@ func estimateOffsets(ctx context.Context, nh int, open func(int) (recordSource, 
 
 // fill copies the engine's results into r.
 func (r *Result) fill(e *engine, names []string) {
-	segs, missed := e.paths(names)
+	segs, missed, ackMissed := e.paths(names)
 	r.Segments = segs
 	r.Classes = len(e.classes.list)
 	for i := range r.Hops {
 		h := &r.Hops[i]
 		hs := &e.hops[i]
 		h.Matched, h.Duplicates, h.Unmatchable, h.Missed = hs.matched, hs.dups, hs.unmatchable, missed[i]
+		h.AckedNotSeen = ackMissed[i]
 		r.Packets += hs.packets
 	}
 	// NAT mappings, first seen first.
