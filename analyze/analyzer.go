@@ -49,13 +49,19 @@ func Register(name string, f Factory) {
 	registry[name] = f
 }
 
-// Names returns the registered analyzer names, sorted.
+// Names returns the registered analyzer names: "summary" first (its tables
+// lead a report), then the others sorted.
 func Names() []string {
 	names := make([]string, 0, len(registry))
 	for n := range registry {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	sort.Slice(names, func(i, j int) bool {
+		if (names[i] == "summary") != (names[j] == "summary") {
+			return names[i] == "summary"
+		}
+		return names[i] < names[j]
+	})
 	return names
 }
 

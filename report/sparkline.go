@@ -107,19 +107,20 @@ func eventLine(e Event) string {
 	return s
 }
 
-// humanTables is the tables text and Markdown print: the inputs first (per
-// source in a merged report, where they are already among the tables), then
-// the report's tables, titled with their source.
+// humanTables is the tables text and Markdown print: the report's tables,
+// titled with their source, so the answer comes right after the verdict; then
+// the inputs (per source in a merged report, where they are already among
+// the tables).
 func humanTables(r *Report) []Table {
 	var ts []Table
-	if len(r.Sources) == 0 {
-		ts = append(ts, inputsTable(r))
-	}
 	for _, t := range r.Tables {
 		if t.Source != "" {
 			t.Title = "[" + t.Source + "] " + t.Title
 		}
 		ts = append(ts, t)
+	}
+	if len(r.Sources) == 0 {
+		ts = append(ts, inputsTable(r))
 	}
 	return ts
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // RenderText writes the report for a terminal: the verdict first, then the
-// findings with their remedies, then the inputs and the tables.
+// findings with their remedies, the tables, the inputs, and the charts as
+// sparklines.
 func RenderText(w io.Writer, r *Report) error {
 	ew := &errWriter{w: w}
 	if r.Title != "" {
@@ -39,6 +40,10 @@ func RenderText(w io.Writer, r *Report) error {
 			ew.printf("  %s\n", eventLine(e))
 		}
 	}
+	for _, t := range humanTables(r) {
+		ew.printf("\n")
+		ew.printf("%s", textTable(t))
+	}
 	for i := range r.Charts {
 		c := &r.Charts[i]
 		title := c.Title
@@ -49,10 +54,6 @@ func RenderText(w io.Writer, r *Report) error {
 		for _, l := range chartLines(c) {
 			ew.printf("  %s\n", l)
 		}
-	}
-	for _, t := range humanTables(r) {
-		ew.printf("\n")
-		ew.printf("%s", textTable(t))
 	}
 	for _, in := range r.Inputs {
 		if in.Error != "" {

@@ -70,6 +70,9 @@ func runAnalyze(cmd *cobra.Command, g *globalOptions, o *analyzeOptions, args []
 		inputs[i] = analyze.InputInfo{Name: filepath.Base(p), Source: p}
 	}
 	rep := newReport("analyze", args)
+	for _, a := range analyzers {
+		rep.Checks = append(rep.Checks, a.Name())
+	}
 	pass := &analyze.Pass{Analyzers: analyzers}
 	bar := startProgress(g, "reading")
 	pass.Progress = bar.update

@@ -57,7 +57,8 @@ func relTo(t testing.TB, p string) string {
 func vpndiag(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb)
+	// A fixed host name keeps reports independent of the machine.
+	code := run(context.Background(), append([]string{"--host", "testhost"}, args...), &out, &errb)
 	return out.String(), errb.String(), code
 }
 

@@ -21,6 +21,7 @@ type globalOptions struct {
 	output     string
 	failOn     string
 	noProgress bool
+	host       string
 	stdout     io.Writer
 	stderr     io.Writer
 }
@@ -31,6 +32,8 @@ func (g *globalOptions) bind(root *cobra.Command) {
 	f.StringVarP(&g.output, "output", "o", "", "write the report to `FILE` instead of standard output")
 	f.StringVar(&g.failOn, "fail-on", "error", "exit 1 when a finding at or above this severity exists: info, warning, error, or none")
 	f.BoolVar(&g.noProgress, "no-progress", false, "never show a progress bar")
+	hostname, _ := os.Hostname()
+	f.StringVar(&g.host, "host", hostname, "the host `NAME` recorded in the report (merged incident reports name their sources by it)")
 	_ = root.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(report.FormatNames(), cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"info", "warning", "error", "none"}, cobra.ShellCompDirectiveNoFileComp))
 }
@@ -81,6 +84,11 @@ func (g *globalOptions) emit(r *report.Report) error {
 	if err != nil {
 		return err
 	}
+	if r.Host == "" && len(r.Sources) == 0 {
+		// A report made here names this host; a merged report names the
+		// host of each of its sources instead.
+		r.Host = g.host
+	}
 	if err := g.write(r, format); err != nil {
 		return runtimeErr(err)
 	}
@@ -97,7 +105,7 @@ func (g *globalOptions) emit(r *report.Report) error {
 func (g *globalOptions) write(r *report.Report, format report.Format) error {
 	if g.output == "" || g.output == "-" {
 		w := bufio.NewWriter(g.stdout)
-		if err := report.Render(w, r, format); err != nil {
+		if err := report.RenderWith(w, r, format, g.renderOptions()); err != nil {
 			return err
 		}
 		return w.Flush()
@@ -111,7 +119,7 @@ func (g *globalOptions) write(r *report.Report, format report.Format) error {
 	}
 	defer os.Remove(tmp.Name())
 	w := bufio.NewWriter(tmp)
-	if err := report.Render(w, r, format); err != nil {
+	if err := report.RenderWith(w, r, format, g.renderOptions()); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write report %s: %w", g.output, err)
 	}
@@ -142,6 +150,19 @@ func emitPartial(g *globalOptions, rep *report.Report, err error) error {
 		return runtimeErr(err)
 	}
 	return eerr
+}
+
+// renderOptions makes JUnit output fail the same findings --fail-on does.
+func (g *globalOptions) renderOptions() report.Options {
+	if g.failOn == "none" {
+		never := report.SeverityError + 1
+		return report.Options{JUnitFailAt: &never}
+	}
+	level, err := report.ParseSeverity(g.failOn)
+	if err != nil {
+		return report.Options{}
+	}
+	return report.Options{JUnitFailAt: &level}
 }
 
 // newReport starts a report for a command with its arguments.

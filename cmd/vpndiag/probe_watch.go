@@ -121,10 +121,12 @@ func runWatch(cmd *cobra.Command, g *globalOptions, o *watchOptions, args []stri
 	}
 	var rowErr error
 	var rowMu sync.Mutex
+	rtt := newRTTRecorder(interval)
 	cfg := watch.Config{
 		Targets: args, Interval: interval, Duration: duration, Timeout: timeout, Size: o.size,
 		Source: o.source, Netns: o.netns,
 		OnEvent: func(e watch.Event) {
+			rtt.observe(e)
 			m.Observe(e)
 			if rows == nil || e.Kind == watch.Tick {
 				return
@@ -205,7 +207,7 @@ func runWatch(cmd *cobra.Command, g *globalOptions, o *watchOptions, args []stri
 	rep.Title = fmt.Sprintf("watch of %d target(s) every %v for %v", len(args), interval, res.Ended.Sub(res.Started).Round(time.Millisecond))
 	addWatchTables(rep, res)
 	rep.SetData("watch", res)
-	if c, ok := watchChart(res, nil); ok {
+	if c, ok := watchChart(res, rtt); ok {
 		rep.AddChart(c)
 	}
 	rep.Add(watchFindings(res)...)

@@ -95,7 +95,7 @@ func TestReportMerged(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Sources) != 3 || r.Sources[0].ID != "trace" || r.Sources[1].ID != "gw" || r.Sources[2].ID != "analyze" {
+	if len(r.Sources) != 3 || r.Sources[0].ID != "trace" || r.Sources[1].ID != "gw" || r.Sources[2].ID != "analyze@testhost" {
 		t.Fatalf("sources %+v", r.Sources)
 	}
 	if want := time.Date(2026, 11, 21, 8, 44, 0, 0, time.UTC); !r.Started.Equal(want) {
@@ -145,7 +145,7 @@ func TestReportMerged(t *testing.T) {
 	// analyze got its protocol share chart back from its table.
 	found := false
 	for _, c := range r.Charts {
-		found = found || (c.Source == "analyze" && c.Name == "protocol-share" && c.Kind == report.ChartBar && c.Points() > 0)
+		found = found || (c.Source == "analyze@testhost" && c.Name == "protocol-share" && c.Kind == report.ChartBar && c.Points() > 0)
 	}
 	if !found {
 		t.Error("no protocol share chart for the analyze source")
