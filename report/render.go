@@ -99,8 +99,10 @@ func RenderJSON(w io.Writer, r *Report) error {
 	return nil
 }
 
-// FormatCell renders one table cell for text and Markdown output: integers
-// with thousands separators, floats with up to 3 decimals, times in RFC 3339.
+// FormatCell renders one table cell for text and Markdown output: integers as
+// they are (no thousands separators: cells hold ports, ASNs and VNIs as well
+// as counts, and engineers copy them), floats with up to 3 decimals, times in
+// RFC 3339.
 func FormatCell(v any) string {
 	switch x := v.(type) {
 	case nil:
@@ -108,13 +110,13 @@ func FormatCell(v any) string {
 	case string:
 		return x
 	case int:
-		return groupDigits(strconv.FormatInt(int64(x), 10))
+		return strconv.FormatInt(int64(x), 10)
 	case int64:
-		return groupDigits(strconv.FormatInt(x, 10))
+		return strconv.FormatInt(x, 10)
 	case uint64:
-		return groupDigits(strconv.FormatUint(x, 10))
+		return strconv.FormatUint(x, 10)
 	case uint32:
-		return groupDigits(strconv.FormatUint(uint64(x), 10))
+		return strconv.FormatUint(uint64(x), 10)
 	case uint16:
 		return strconv.FormatUint(uint64(x), 10)
 	case float64:
@@ -142,34 +144,6 @@ func formatFloat(f float64) string {
 	return strings.TrimSuffix(s, ".")
 }
 
-// groupDigits inserts thousands separators into a decimal integer string.
-func groupDigits(s string) string {
-	neg := strings.HasPrefix(s, "-")
-	if neg {
-		s = s[1:]
-	}
-	if len(s) <= 4 {
-		if neg {
-			return "-" + s
-		}
-		return s
-	}
-	var b strings.Builder
-	pre := len(s) % 3
-	if pre > 0 {
-		b.WriteString(s[:pre])
-	}
-	for i := pre; i < len(s); i += 3 {
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(s[i : i+3])
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
 
 // sortedKeys returns a map's keys in order, for deterministic output.
 func sortedKeys[V any](m map[string]V) []string {
