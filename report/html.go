@@ -78,7 +78,9 @@ func RenderHTML(w io.Writer, r *Report) error {
 	if len(r.Sources) == 0 {
 		htmlCharts(&b, r.Charts, "", "charts")
 		b.WriteString("<section id=\"tables\">\n<h2>Tables</h2>\n")
-		htmlTable(&b, inputsTable(r), "t-inputs")
+		if len(r.Inputs) > 0 {
+			htmlTable(&b, inputsTable(r), "t-inputs")
+		}
 		for i, t := range r.Tables {
 			htmlTable(&b, t, fmt.Sprintf("t-%d", i+1))
 		}

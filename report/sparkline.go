@@ -119,7 +119,7 @@ func humanTables(r *Report) []Table {
 		}
 		ts = append(ts, t)
 	}
-	if len(r.Sources) == 0 {
+	if len(r.Sources) == 0 && len(r.Inputs) > 0 {
 		ts = append(ts, inputsTable(r))
 	}
 	return ts
