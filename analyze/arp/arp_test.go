@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vpndiag/vpndiag/analyze"
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 	"github.com/vpndiag/vpndiag/report"
 )
@@ -27,10 +28,10 @@ func TestCorpusAgainstTshark(t *testing.T) {
 		{"the-tcpdump-group_tcpdump/vxlan.pcap", ""},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			file := corpus(t, c.file)
-			all := tshark(t, file, "arp", "arp.opcode", "arp.src.proto_ipv4", "arp.dst.proto_ipv4")
-			replies := len(tshark(t, file, "arp.opcode==2"))
-			grat := len(tshark(t, file, "arp.isgratuitous"))
+			file := analyzetest.Corpus(t, c.file)
+			all := analyzetest.Tshark(t, file, "arp", "arp.opcode", "arp.src.proto_ipv4", "arp.dst.proto_ipv4")
+			replies := len(analyzetest.Tshark(t, file, "arp.opcode==2"))
+			grat := len(analyzetest.Tshark(t, file, "arp.isgratuitous"))
 			// Requests per target, and whether the target ever replied.
 			reqs, replied := map[string]int{}, map[string]bool{}
 			for _, row := range all {
@@ -41,7 +42,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 					replied[row[1]] = true
 				}
 			}
-			r := run(t, New(), file)
+			r := analyzetest.Run(t, New(), file)
 			res := r.Data["arp"].(Result)
 			if len(res.Inputs) != 1 || res.Inputs[0].ARP != uint64(len(all)) || res.Inputs[0].Replies != uint64(replies) ||
 				res.Inputs[0].Gratuitous != uint64(grat) {
@@ -60,9 +61,9 @@ func TestCorpusAgainstTshark(t *testing.T) {
 					t.Errorf("%s claimed by %v", ad.IP, ad.MACs)
 				}
 			}
-			u := byID(r, IDUnanswered)
+			u := analyzetest.Findings(r, IDUnanswered)
 			if c.unanswered == "" {
-				noWarnings(t, r, c.file)
+				analyzetest.NoWarnings(t, r, c.file)
 				return
 			}
 			if len(u) != 1 || u[0].Evidence["ip"] != c.unanswered || u[0].Severity != report.SeverityWarning ||
@@ -118,12 +119,12 @@ func TestScenarios(t *testing.T) {
 			f.arp(sec(float64(10*i)+0.002), 2, macB, gw, asker, 0)
 		}
 		r := finish(f.a)
-		d := byID(r, IDDuplicateIP)
+		d := analyzetest.Findings(r, IDDuplicateIP)
 		if len(d) != 1 || d[0].Severity != report.SeverityError || d[0].Evidence["concurrent_claims"] != uint32(3) ||
 			len(d[0].Evidence["macs"].([]string)) != 2 || d[0].Frames[0].Frame != 2 || d[0].Frames[1].Frame != 3 {
 			t.Fatalf("duplicate %+v", d)
 		}
-		if len(byID(r, IDMACFlap)) != 0 {
+		if len(analyzetest.Findings(r, IDMACFlap)) != 0 {
 			t.Error("a duplicate is not also reported as a flap")
 		}
 	})
@@ -131,7 +132,7 @@ func TestScenarios(t *testing.T) {
 		f := &feeder{a: New()}
 		f.arp(sec(0), 2, macA, host, asker, 0)
 		f.arp(sec(0.5), 2, macB, host, asker, 0)
-		if d := byID(finish(f.a), IDDuplicateIP); len(d) != 1 || d[0].Severity != report.SeverityWarning {
+		if d := analyzetest.Findings(finish(f.a), IDDuplicateIP); len(d) != 1 || d[0].Severity != report.SeverityWarning {
 			t.Fatalf("duplicate %+v", d)
 		}
 	})
@@ -141,9 +142,9 @@ func TestScenarios(t *testing.T) {
 			f.arp(sec(float64(5*i)), 1, m, host, asker, 0) // gratuitous-free claims 5 s apart
 		}
 		r := finish(f.a)
-		fl := byID(r, IDMACFlap)
+		fl := analyzetest.Findings(r, IDMACFlap)
 		if len(fl) != 1 || fl[0].Severity != report.SeverityWarning || fl[0].Evidence["mac_changes"] != uint32(3) ||
-			fl[0].Frames[0].Frame != 2 || len(byID(r, IDDuplicateIP)) != 0 {
+			fl[0].Frames[0].Frame != 2 || len(analyzetest.Findings(r, IDDuplicateIP)) != 0 {
 			t.Fatalf("flap %+v", r.Findings)
 		}
 	})
@@ -151,7 +152,7 @@ func TestScenarios(t *testing.T) {
 		f := &feeder{a: New()}
 		f.arp(sec(0), 2, macA, gw, asker, 0)
 		f.arp(sec(30), 1, macB, gw, gw, 0) // new master announces itself
-		fl := byID(finish(f.a), IDMACFlap)
+		fl := analyzetest.Findings(finish(f.a), IDMACFlap)
 		if len(fl) != 1 || fl[0].Severity != report.SeverityInfo {
 			t.Fatalf("failover %+v", fl)
 		}
@@ -178,7 +179,7 @@ func TestScenarios(t *testing.T) {
 				f.arp(t0+int64(i)*int64(time.Second)/int64(c.perSec), 1, macA, host, host, 0)
 			}
 			r := finish(f.a)
-			s := byID(r, IDGratuitousStorm)
+			s := analyzetest.Findings(r, IDGratuitousStorm)
 			if got := len(s) == 1; got != c.want {
 				t.Errorf("%d at %d/s: storm %v, want %v (%+v)", c.n, c.perSec, got, c.want, r.Findings)
 			}
@@ -197,7 +198,7 @@ func TestScenarios(t *testing.T) {
 		f.arp(sec(10.002), 1, macC, asker, netip.MustParseAddr("0.0.0.0"), 0)
 		f.arp(sec(12), 1, macC, netip.MustParseAddr("0.0.0.0"), host, 0) // probe: ignored
 		r := finish(f.a)
-		u := byID(r, IDUnanswered)
+		u := analyzetest.Findings(r, IDUnanswered)
 		if len(u) != 1 || u[0].Evidence["ip"] != host.String() || u[0].Evidence["unanswered"] != uint32(5) || u[0].Frames[0].Frame != 1 {
 			t.Fatalf("unanswered %+v", r.Findings)
 		}
@@ -207,7 +208,7 @@ func TestScenarios(t *testing.T) {
 // TestPacketAllocs proves ARP about known addresses, and other packets,
 // allocate nothing.
 func TestPacketAllocs(t *testing.T) {
-	recs := decoded(t, benchFiles...)
+	recs := analyzetest.BenchRecords(t)
 	a := New()
 	for i := range recs {
 		a.Packet(&recs[i])
@@ -223,5 +224,5 @@ func TestPacketAllocs(t *testing.T) {
 
 // BenchmarkPacket measures the analyzer over the decoded corpus mix.
 func BenchmarkPacket(b *testing.B) {
-	benchPackets(b, New(), decoded(b, benchFiles...))
+	analyzetest.BenchPackets(b, New(), analyzetest.BenchRecords(b))
 }

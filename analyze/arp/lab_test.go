@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/report"
 	"github.com/vpndiag/vpndiag/testdata/lab"
 )
@@ -47,7 +48,7 @@ func TestLabDuplicateGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, row := range tshark(t, file, "arp.opcode==2 && arp.src.proto_ipv4==198.18.60.1", "arp.src.hw_mac") {
+	for _, row := range analyzetest.Tshark(t, file, "arp.opcode==2 && arp.src.proto_ipv4==198.18.60.1", "arp.src.hw_mac") {
 		if !slices.Contains(want, row[0]) {
 			want = append(want, row[0])
 		}
@@ -56,8 +57,8 @@ func TestLabDuplicateGateway(t *testing.T) {
 	if len(want) != 2 {
 		t.Fatalf("tshark sees replies for 198.18.60.1 from %v, want two MACs", want)
 	}
-	r := run(t, New(), file)
-	d := byID(r, IDDuplicateIP)
+	r := analyzetest.Run(t, New(), file)
+	d := analyzetest.Findings(r, IDDuplicateIP)
 	if len(d) != 1 || d[0].Severity != report.SeverityError || d[0].Evidence["ip"] != "198.18.60.1" {
 		t.Fatalf("findings %+v", r.Findings)
 	}

@@ -1,7 +1,6 @@
 package bgp
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"os"
@@ -14,34 +13,20 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
-	"github.com/vpndiag/vpndiag/analyze"
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 	"github.com/vpndiag/vpndiag/report"
 )
 
-// runPass runs the real capture + decode pipeline with one bgp analyzer.
+// runPass runs the real capture + decode pipeline with one bgp analyzer
+// watching the given tunnel endpoints, and returns the analyzer too.
 func runPass(t *testing.T, path string, endpoints ...string) (*report.Report, *Analyzer) {
 	t.Helper()
 	a := New()
 	for _, e := range endpoints {
 		a.Endpoints = append(a.Endpoints, netip.MustParseAddr(e))
 	}
-	rep := report.New("test", "test", time.Now())
-	pass := &analyze.Pass{Analyzers: []analyze.Analyzer{a}}
-	if err := pass.Run(context.Background(), []analyze.InputInfo{{Name: filepath.Base(path), Source: path}}, rep); err != nil {
-		t.Fatalf("pass: %v", err)
-	}
-	return rep, a
-}
-
-func findings(r *report.Report, id string) []report.Finding {
-	var out []report.Finding
-	for _, f := range r.Findings {
-		if f.ID == id {
-			out = append(out, f)
-		}
-	}
-	return out
+	return analyzetest.Run(t, a, path), a
 }
 
 // TestAnalyzerCorpusEndpoint runs the analyzer over the real BGP capture with
@@ -49,11 +34,11 @@ func findings(r *report.Report, id string) []report.Finding {
 // taken to run in the tunnel to 1.1.1.1, and every speaker that announced
 // 1.1.1.1/32 (tshark: frames 13, 37, 52, 75, 79, 81, 83) is reported.
 func TestAnalyzerCorpusEndpoint(t *testing.T) {
-	rep, a := runPass(t, corpus(t, "the-tcpdump-group_tcpdump/bgp-4byte-asn.pcap"), "1.1.1.1")
+	rep, a := runPass(t, analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/bgp-4byte-asn.pcap"), "1.1.1.1")
 	if n := len(a.Tracker().Pairs()); n != 4 {
 		t.Fatalf("%d pairs, want 4", n)
 	}
-	rec := findings(rep, IDEndpointRecursion)
+	rec := analyzetest.Findings(rep, IDEndpointRecursion)
 	frames := map[uint64]bool{}
 	for _, f := range rec {
 		if f.Evidence["prefix"] != "1.1.1.1/32" || f.Severity != report.SeverityError || f.Remedy == "" {
@@ -79,11 +64,11 @@ func TestAnalyzerCorpusEndpoint(t *testing.T) {
 	if len(rec) != 5 {
 		t.Errorf("%d endpoint-recursion findings, want 5", len(rec))
 	}
-	if len(findings(rep, IDDefaultOverTunnel)) != 0 || len(findings(rep, IDSessionFlapping)) != 0 {
+	if len(analyzetest.Findings(rep, IDDefaultOverTunnel)) != 0 || len(analyzetest.Findings(rep, IDSessionFlapping)) != 0 {
 		t.Errorf("unexpected findings: %+v", rep.Findings)
 	}
 	// Without --endpoint nothing is in a tunnel and nothing is raised.
-	rep, _ = runPass(t, corpus(t, "the-tcpdump-group_tcpdump/bgp-4byte-asn.pcap"))
+	rep, _ = runPass(t, analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/bgp-4byte-asn.pcap"))
 	if len(rep.Findings) != 0 {
 		t.Errorf("findings without endpoints: %+v", rep.Findings)
 	}
@@ -209,7 +194,7 @@ func TestAnalyzerVXLANDefaultRoute(t *testing.T) {
 	if len(a.Tunnels()) != 1 || a.Tunnels()[0].Kind != "vxlan" {
 		t.Fatalf("tunnels %+v", a.Tunnels())
 	}
-	def := findings(rep, IDDefaultOverTunnel)
+	def := analyzetest.Findings(rep, IDDefaultOverTunnel)
 	if len(def) != 1 {
 		t.Fatalf("%d default-over-tunnel findings, want 1: %+v", len(def), rep.Findings)
 	}
@@ -221,14 +206,14 @@ func TestAnalyzerVXLANDefaultRoute(t *testing.T) {
 	if len(d.Frames) == 0 || d.Frames[0].Frame != 7 {
 		t.Errorf("default finding frames %v, want the UPDATE in frame 7 first", d.Frames)
 	}
-	rec := findings(rep, IDEndpointRecursion)
+	rec := analyzetest.Findings(rep, IDEndpointRecursion)
 	if len(rec) != 1 || rec[0].Evidence["prefix"] != "198.18.0.0/16" {
 		t.Fatalf("endpoint-recursion: %+v", rec)
 	}
 	if cov := rec[0].Evidence["covers_endpoints"].([]string); len(cov) != 2 {
 		t.Errorf("covers %v, want both VXLAN endpoints", cov)
 	}
-	flap := findings(rep, IDSessionFlapping)
+	flap := analyzetest.Findings(rep, IDSessionFlapping)
 	if len(flap) != 1 || flap[0].Evidence["established"] != 3 || flap[0].Evidence["downs"] != 2 || flap[0].Severity != report.SeverityError {
 		t.Fatalf("flapping: %+v", flap)
 	}
@@ -237,15 +222,15 @@ func TestAnalyzerVXLANDefaultRoute(t *testing.T) {
 	}
 	// Without the risky routes: no route findings; the flapping remains a warning.
 	rep, _ = runPass(t, vxlanCapture(t, 2, false))
-	if len(findings(rep, IDDefaultOverTunnel))+len(findings(rep, IDEndpointRecursion)) != 0 {
+	if len(analyzetest.Findings(rep, IDDefaultOverTunnel))+len(analyzetest.Findings(rep, IDEndpointRecursion)) != 0 {
 		t.Errorf("route findings without risky routes: %+v", rep.Findings)
 	}
-	if f := findings(rep, IDSessionFlapping); len(f) != 1 || f[0].Severity != report.SeverityWarning {
+	if f := analyzetest.Findings(rep, IDSessionFlapping); len(f) != 1 || f[0].Severity != report.SeverityWarning {
 		t.Errorf("flapping without risky routes: %+v", f)
 	}
 	// One stable session with the default route: error is not proven, warning.
 	rep, _ = runPass(t, vxlanCapture(t, 0, true))
-	if f := findings(rep, IDDefaultOverTunnel); len(f) != 1 || f[0].Severity != report.SeverityWarning {
+	if f := analyzetest.Findings(rep, IDDefaultOverTunnel); len(f) != 1 || f[0].Severity != report.SeverityWarning {
 		t.Errorf("stable session: %+v", f)
 	}
 }

@@ -10,20 +10,11 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// corpus returns the path of a file in the shared corpus, read in place.
-func corpus(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join("..", "..", "..", "shared", "corpus", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("corpus file %s: %v", rel, err)
-	}
-	return p
-}
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
+)
 
 // bgpdumpLines renders BGP4MP records the way `bgpdump -m` does (the fields
 // the golden file has: type, time, A/W/STATE, peer, peer AS, prefix, AS path,
@@ -94,8 +85,8 @@ func goldenLines(t *testing.T, path string) []string {
 // TestMRTMatchesBgpdump compares every announcement, withdrawal and state
 // change of a real RIS updates file with bgpdump's own golden output.
 func TestMRTMatchesBgpdump(t *testing.T) {
-	got := bgpdumpLines(t, corpus(t, "RIPE-NCC_bgpdump/updates.20020722.2238.gz"))
-	want := goldenLines(t, corpus(t, "RIPE-NCC_bgpdump/updates.20020722.2238.gz.bgp.gz"))
+	got := bgpdumpLines(t, analyzetest.Corpus(t, "RIPE-NCC_bgpdump/updates.20020722.2238.gz"))
+	want := goldenLines(t, analyzetest.Corpus(t, "RIPE-NCC_bgpdump/updates.20020722.2238.gz.bgp.gz"))
 	count := func(lines []string, kind string) int {
 		n := 0
 		for _, l := range lines {
@@ -133,7 +124,7 @@ func TestMRTMatchesBgpdump(t *testing.T) {
 // TestMRTPerPeer checks the per-peer aggregation against counts taken from
 // bgpdump's output.
 func TestMRTPerPeer(t *testing.T) {
-	d, err := ReadMRT(context.Background(), corpus(t, "RIPE-NCC_bgpdump/updates.20020722.2238.gz"))
+	d, err := ReadMRT(context.Background(), analyzetest.Corpus(t, "RIPE-NCC_bgpdump/updates.20020722.2238.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +155,7 @@ func TestMRTPerPeer(t *testing.T) {
 
 // TestMRTTableDumpV2 reads a BIRD TABLE_DUMP_V2 RIB that holds a default route.
 func TestMRTTableDumpV2(t *testing.T) {
-	d, err := ReadMRT(context.Background(), corpus(t, "t2mune_mrtparse/bird-mrtdump_rib"))
+	d, err := ReadMRT(context.Background(), analyzetest.Corpus(t, "t2mune_mrtparse/bird-mrtdump_rib"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +178,7 @@ func TestMRTTableDumpV2(t *testing.T) {
 
 // TestMRTQuaggaBGP4MP reads Quagga BGP4MP messages with 4-byte AS numbers.
 func TestMRTQuaggaBGP4MP(t *testing.T) {
-	d, err := ReadMRT(context.Background(), corpus(t, "t2mune_mrtparse/quagga_bgp"))
+	d, err := ReadMRT(context.Background(), analyzetest.Corpus(t, "t2mune_mrtparse/quagga_bgp"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +202,7 @@ func TestMRTQuaggaBGP4MP(t *testing.T) {
 // TestMRTDamaged truncates and corrupts a real file: errors name the record
 // and offset, nothing panics, and what came before the damage is kept.
 func TestMRTDamaged(t *testing.T) {
-	raw := readGunzip(t, corpus(t, "RIPE-NCC_bgpdump/updates.20020722.2238.gz"))
+	raw := readGunzip(t, analyzetest.Corpus(t, "RIPE-NCC_bgpdump/updates.20020722.2238.gz"))
 	// Truncated in the middle of record 100.
 	off := recordOffset(t, raw, 100)
 	d := NewDump("cut.mrt")
@@ -285,13 +276,13 @@ func recordOffset(t *testing.T, b []byte, index int) int {
 // reader: it must return errors, never panic.
 func FuzzMRT(f *testing.F) {
 	for _, p := range []string{"t2mune_mrtparse/bird-mrtdump_rib", "t2mune_mrtparse/quagga_bgp"} {
-		b, err := os.ReadFile(corpus(f, p))
+		b, err := os.ReadFile(analyzetest.Corpus(f, p))
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b)
 	}
-	raw := readGunzip(f, corpus(f, "RIPE-NCC_bgpdump/updates.20020722.2238.gz"))
+	raw := readGunzip(f, analyzetest.Corpus(f, "RIPE-NCC_bgpdump/updates.20020722.2238.gz"))
 	f.Add(raw[:4096])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := NewDump("fuzz")

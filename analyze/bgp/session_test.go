@@ -3,9 +3,10 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 )
 
 type seenMsg struct {
@@ -41,21 +42,9 @@ func trackFile(t *testing.T, path string) (*Tracker, []seenMsg) {
 // message types, announced and withdrawn prefixes, AS path numbers and next hop.
 func tsharkBGP(t *testing.T, path string) [][]string {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatal("tshark is needed as the oracle: apt-get install -y tshark")
-	}
-	out, err := exec.Command("tshark", "-r", path, "-Y", "bgp", "-T", "fields", "-E", "separator=|",
-		"-e", "frame.number", "-e", "bgp.type", "-e", "bgp.nlri_prefix", "-e", "bgp.withdrawn_prefix",
-		"-e", "bgp.update.path_attribute.as_path_segment.as2", "-e", "bgp.update.path_attribute.as_path_segment.as4",
-		"-e", "bgp.update.path_attribute.next_hop", "-e", "bgp.open.myas", "-e", "bgp.notify.major_error").Output()
-	if err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	var rows [][]string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		rows = append(rows, strings.Split(l, "|"))
-	}
-	return rows
+	return analyzetest.Tshark(t, path, "bgp", "frame.number", "bgp.type", "bgp.nlri_prefix", "bgp.withdrawn_prefix",
+		"bgp.update.path_attribute.as_path_segment.as2", "bgp.update.path_attribute.as_path_segment.as4",
+		"bgp.update.path_attribute.next_hop", "bgp.open.myas", "bgp.notify.major_error")
 }
 
 func joinPrefixes(ps []Prefix) string {
@@ -70,7 +59,7 @@ func joinPrefixes(ps []Prefix) string {
 // (4 sessions, 2-byte and 4-byte AS sessions, AS4_PATH, add-path capability,
 // a NOTIFICATION and TCP resets) and compares every message with tshark.
 func TestBGPCaptureMatchesTshark(t *testing.T) {
-	path := corpus(t, "the-tcpdump-group_tcpdump/bgp-4byte-asn.pcap")
+	path := analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/bgp-4byte-asn.pcap")
 	tr, msgs := trackFile(t, path)
 	rows := tsharkBGP(t, path)
 	byFrame := map[uint64][]seenMsg{}

@@ -5,13 +5,15 @@ import (
 	"math/rand"
 	"net/netip"
 	"testing"
+
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 )
 
 // realMessages returns the BGP messages of a real capture (all speakers), in
 // order, as the reference byte stream for reassembly tests.
 func realMessages(t testing.TB) [][]byte {
 	t.Helper()
-	segs, _ := readTCP(t, corpus(t, "the-tcpdump-group_tcpdump/bgp-4byte-asn.pcap"))
+	segs, _ := readTCP(t, analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/bgp-4byte-asn.pcap"))
 	tr := NewTracker()
 	var out [][]byte
 	tr.OnMessage = func(p *Pair, f netip.Addr, raw *RawMessage, m *Message, err error) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vpndiag/vpndiag/analyze"
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 	"github.com/vpndiag/vpndiag/report"
 )
@@ -31,9 +32,9 @@ var tsharkDNS = []string{"-2", "-o", "dns.retransmission_timer:" + strconv.Itoa(
 func TestCorpusAgainstTshark(t *testing.T) {
 	for _, rel := range []string{"ntop_nDPI/dns_fragmented.pcap", "ntop_nDPI/vxlan.pcap", "zeek_zeek/smtp.pcap"} {
 		t.Run(rel, func(t *testing.T) {
-			file := corpus(t, rel)
+			file := analyzetest.Corpus(t, rel)
 			count := func(filter string) uint64 {
-				return uint64(len(tsharkWith(t, tsharkDNS, file, filter)))
+				return uint64(len(analyzetest.TsharkWith(t, tsharkDNS, file, filter)))
 			}
 			wantQueries := count("dns.flags.response==0")
 			wantResponses := count("dns.flags.response==1")
@@ -43,7 +44,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 			wantRefused := count("dns.flags.response==1 && dns.flags.rcode==5")
 			wantTC := count("dns.flags.response==1 && dns.flags.truncated==1")
 			lat := map[string][]int64{}
-			for _, row := range tsharkWith(t, tsharkDNS, file, "dns.flags.response==1 && dns.time", "ip.src", "ipv6.src", "dns.time") {
+			for _, row := range analyzetest.TsharkWith(t, tsharkDNS, file, "dns.flags.response==1 && dns.time", "ip.src", "ipv6.src", "dns.time") {
 				src := row[0] + row[1]
 				if i := strings.LastIndex(src, ","); i >= 0 { // tunnelled: innermost address last
 					src = src[i+1:]
@@ -55,7 +56,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 				lat[src] = append(lat[src], int64(math.Round(sec*1e9)))
 			}
 
-			r := run(t, New(), file)
+			r := analyzetest.Run(t, New(), file)
 			res := r.Data["dns"].(Result)
 			var got ServerResult
 			for _, s := range res.Servers {
@@ -88,7 +89,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 				got.Refused != wantRefused || got.Truncated != wantTC {
 				t.Errorf("mismatch with tshark")
 			}
-			noWarnings(t, r, rel)
+			analyzetest.NoWarnings(t, r, rel)
 		})
 	}
 }
@@ -97,23 +98,23 @@ func TestCorpusAgainstTshark(t *testing.T) {
 // the SERVFAIL answer's frame, and the query re-sent after 5 s (frames 36 and
 // 37, answered in 39), reported as one retransmission and no unanswered query.
 func TestFragmentedDetails(t *testing.T) {
-	file := corpus(t, "ntop_nDPI/dns_fragmented.pcap")
-	fail := tsharkWith(t, tsharkDNS, file, "dns.flags.rcode==2", "frame.number", "ipv6.src", "dns.qry.name")
-	retx := tsharkWith(t, tsharkDNS, file, "dns.retransmission && dns.flags.response==0", "frame.number", "dns.retransmit_request_in")
+	file := analyzetest.Corpus(t, "ntop_nDPI/dns_fragmented.pcap")
+	fail := analyzetest.TsharkWith(t, tsharkDNS, file, "dns.flags.rcode==2", "frame.number", "ipv6.src", "dns.qry.name")
+	retx := analyzetest.TsharkWith(t, tsharkDNS, file, "dns.retransmission && dns.flags.response==0", "frame.number", "dns.retransmit_request_in")
 	if len(fail) != 1 || len(retx) != 1 {
 		t.Fatalf("tshark: SERVFAIL %v, retransmissions %v; the test expects one of each", fail, retx)
 	}
-	r := run(t, New(), file)
-	sf := byID(r, IDServfail)
+	r := analyzetest.Run(t, New(), file)
+	sf := analyzetest.Findings(r, IDServfail)
 	if len(sf) != 1 || sf[0].Severity != report.SeverityInfo || strconv.FormatUint(sf[0].Frames[0].Frame, 10) != fail[0][0] ||
 		sf[0].Evidence["server"] != fail[0][1] {
 		t.Errorf("servfail %+v, tshark %v", sf, fail)
 	}
-	rt := byID(r, IDRetransmitted)
+	rt := analyzetest.Findings(r, IDRetransmitted)
 	if len(rt) != 1 || strconv.FormatUint(rt[0].Frames[0].Frame, 10) != retx[0][0] || rt[0].Evidence["resends"] != uint64(1) {
 		t.Errorf("retransmitted %+v, tshark %v", rt, retx)
 	}
-	if u := byID(r, IDUnanswered); len(u) != 0 {
+	if u := analyzetest.Findings(r, IDUnanswered); len(u) != 0 {
 		t.Errorf("unanswered %+v", u)
 	}
 	if res := r.Data["dns"].(Result); res.TCPGaps != 0 {
@@ -126,8 +127,8 @@ func TestFragmentedDetails(t *testing.T) {
 // tshark: dns.aaaa). That is reported as info: nothing shows the client
 // actually reaching the addresses outside the tunnel.
 func TestVXLANAAAA(t *testing.T) {
-	file := corpus(t, "ntop_nDPI/vxlan.pcap")
-	rows := tshark(t, file, "dns.aaaa", "ip.dst", "dns.aaaa")
+	file := analyzetest.Corpus(t, "ntop_nDPI/vxlan.pcap")
+	rows := analyzetest.Tshark(t, file, "dns.aaaa", "ip.dst", "dns.aaaa")
 	want := map[string]bool{}
 	client := ""
 	for _, row := range rows {
@@ -140,8 +141,8 @@ func TestVXLANAAAA(t *testing.T) {
 	if len(rows) == 0 {
 		t.Fatal("tshark finds no AAAA answer in vxlan.pcap")
 	}
-	r := run(t, New(), file)
-	f := byID(r, IDAAAAEscape)
+	r := analyzetest.Run(t, New(), file)
+	f := analyzetest.Findings(r, IDAAAAEscape)
 	if len(f) != 1 || f[0].Severity != report.SeverityInfo || f[0].Evidence["client"] != client ||
 		f[0].Evidence["aaaa_answers"] != len(rows) || f[0].Evidence["untunnelled_ipv6_packets"] != uint64(0) {
 		t.Fatalf("aaaa-escape %+v (tshark: client %s, %d answers)", f, client, len(rows))
@@ -264,7 +265,7 @@ func TestUnansweredThresholds(t *testing.T) {
 		f.udp(last, client, dnsSrv, 29999, 53, msg(999, false, 0, false, "late.lab.test", 1), false)
 		f.udp(last+int64(time.Second), tunA, tunB, 1, 2, nil, false)
 		r := finish(f.a)
-		u := byID(r, IDUnanswered)
+		u := analyzetest.Findings(r, IDUnanswered)
 		if len(u) != 1 || u[0].Severity != c.sev || u[0].Evidence["unanswered"] != c.want || u[0].Evidence["pending_at_end"] != uint64(1) {
 			t.Errorf("every %d: %+v", c.every, u)
 			continue
@@ -316,12 +317,12 @@ func TestRetransmissionsAndFallback(t *testing.T) {
 		s.Truncated != 2 || s.NoFallback != 1 || s.TCPQueries != 1 || res.TCPGaps != 1 {
 		t.Errorf("server %+v gaps %d", s, res.TCPGaps)
 	}
-	tr := byID(r, IDTruncated)
+	tr := analyzetest.Findings(r, IDTruncated)
 	if len(tr) != 1 || tr[0].Severity != report.SeverityWarning || tr[0].Frames[0].Frame != tcFrame ||
 		tr[0].Frames[len(tr[0].Frames)-1].Frame != noFB {
 		t.Errorf("truncated %+v", tr)
 	}
-	if rt := byID(r, IDRetransmitted); len(rt) != 1 || rt[0].Severity != report.SeverityInfo {
+	if rt := analyzetest.Findings(r, IDRetransmitted); len(rt) != 1 || rt[0].Severity != report.SeverityInfo {
 		t.Errorf("retransmitted %+v", rt)
 	}
 }
@@ -356,7 +357,7 @@ func TestAAAAEscape(t *testing.T) {
 				esc = f.udp(t0+3e6, client6, web6, 50000, 443, []byte{1}, false)
 			}
 			r := finish(f.a)
-			fs := byID(r, IDAAAAEscape)
+			fs := analyzetest.Findings(r, IDAAAAEscape)
 			if !c.wantFinding {
 				if len(fs) != 0 {
 					t.Fatalf("unexpected %+v", fs)
@@ -399,7 +400,7 @@ func TestEviction(t *testing.T) {
 // TestPacketAllocs proves that known queries, their responses and other
 // packets allocate nothing.
 func TestPacketAllocs(t *testing.T) {
-	recs := decoded(t, benchFiles...)
+	recs := analyzetest.BenchRecords(t)
 	a := New()
 	for i := range recs {
 		a.Packet(&recs[i])
@@ -415,7 +416,7 @@ func TestPacketAllocs(t *testing.T) {
 
 // BenchmarkPacket measures the analyzer over the decoded corpus mix.
 func BenchmarkPacket(b *testing.B) {
-	benchPackets(b, New(), decoded(b, benchFiles...))
+	analyzetest.BenchPackets(b, New(), analyzetest.BenchRecords(b))
 }
 
 // TestFixtureNATDNS reads the lab fixture of the NAT DNS incident
@@ -435,7 +436,7 @@ func TestFixtureNATDNS(t *testing.T) {
 	if err := json.Unmarshal(raw, &truth); err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, New(), filepath.Join(dir, "client.pcap"))
+	r := analyzetest.Run(t, New(), filepath.Join(dir, "client.pcap"))
 	res := r.Data["dns"].(Result)
 	var nat ServerResult
 	for _, s := range res.Servers {
@@ -447,7 +448,7 @@ func TestFixtureNATDNS(t *testing.T) {
 		nat.Unanswered+nat.Pending != uint64(truth.Did["queries_nat_timeouts"]) || nat.Unanswered == 0 {
 		t.Errorf("NAT server %+v; truth %v", nat, truth.Did)
 	}
-	f := byID(r, IDUnanswered)
+	f := analyzetest.Findings(r, IDUnanswered)
 	if len(f) != 1 || f[0].Severity != report.SeverityWarning || !strings.Contains(f[0].Summary, strconv.FormatUint(nat.Pending, 10)+" more") {
 		t.Errorf("findings %+v", f)
 	}

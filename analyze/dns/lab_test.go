@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/report"
 	"github.com/vpndiag/vpndiag/testdata/lab"
 )
@@ -69,9 +70,9 @@ func TestLabDroppedQueries(t *testing.T) {
 		t.Fatalf("no counter in:\n%s", rs)
 	}
 	dropped, _ := strconv.Atoi(string(m[1]))
-	tsharkUnanswered := len(tsharkWith(t, tsharkDNS, file, "dns.flags.response==0 && !dns.response_in && !dns.retransmission"))
+	tsharkUnanswered := len(analyzetest.TsharkWith(t, tsharkDNS, file, "dns.flags.response==0 && !dns.response_in && !dns.retransmission"))
 
-	r := run(t, New(), file)
+	r := analyzetest.Run(t, New(), file)
 	res := r.Data["dns"].(Result)
 	t.Logf("labtool %+v; nft dropped %d; tshark unanswered %d; vpndiag %+v", got, dropped, tsharkUnanswered, res.Servers)
 	if got.Sent != 200 || got.Errors != 0 || got.Timeouts != dropped || tsharkUnanswered != dropped || dropped < 30 || dropped > 90 {
@@ -85,7 +86,7 @@ func TestLabDroppedQueries(t *testing.T) {
 		s.Pending != 0 || s.Retransmitted != 0 {
 		t.Errorf("server %+v, want 200 queries, %d unanswered, %d answered", s, dropped, got.Answered)
 	}
-	f := byID(r, IDUnanswered)
+	f := analyzetest.Findings(r, IDUnanswered)
 	if len(f) != 1 || f[0].Severity != report.SeverityWarning || f[0].Evidence["unanswered"] != uint64(dropped) {
 		t.Errorf("finding %+v", f)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 	"github.com/vpndiag/vpndiag/capture"
 )
@@ -66,7 +67,7 @@ func TestParse(t *testing.T) {
 // read past the input.
 func FuzzParse(f *testing.F) {
 	for _, file := range []string{"ntop_nDPI/dns_fragmented.pcap", "ntop_nDPI/vxlan.pcap", "zeek_zeek/smtp.pcap"} {
-		src, err := capture.Open(corpus(f, file))
+		src, err := capture.Open(analyzetest.Corpus(f, file))
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -3,14 +3,15 @@ package flood
 import (
 	"testing"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 )
 
 // floodRecords are a generated IKE flood (real message bytes) plus the
 // WireGuard and IKE corpus captures, decoded.
 func floodRecords(t testing.TB) []decode.Record {
-	return records(t, writeFlood(t, 3000, 500, 200), corpus(t, "ntop_nDPI/wireguard.pcap"),
-		corpus(t, "the-tcpdump-group_tcpdump/ikev2four.pcap"))
+	return analyzetest.Records(t, writeFlood(t, 3000, 500, 200), analyzetest.Corpus(t, "ntop_nDPI/wireguard.pcap"),
+		analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/ikev2four.pcap"))
 }
 
 // TestPacketAllocs proves Packet does not allocate once targets and sources

@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/report"
 )
 
@@ -33,15 +34,15 @@ func TestCorpusAttempts(t *testing.T) {
 		{"corelight_zeek-spicy-wireguard/wireguard.pcap", "wg.type == 1", 1},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			path := corpus(t, tc.file)
-			rows := tshark(t, path, tc.filter, "frame.number")
+			path := analyzetest.Corpus(t, tc.file)
+			rows := analyzetest.Tshark(t, path, tc.filter, "frame.number")
 			if len(rows) != tc.want {
 				t.Fatalf("tshark: %d attempts, want %d", len(rows), tc.want)
 			}
-			rep := run(t, DefaultConfig(), path)
+			rep := analyzetest.Run(t, New(), path)
 			var got uint64
-			for _, row := range table(t, rep, "flood-targets").Rows {
-				got += num(row[2])
+			for _, row := range analyzetest.MustTable(t, rep, "flood-targets").Rows {
+				got += analyzetest.Num(row[2])
 			}
 			if got != uint64(len(rows)) {
 				t.Errorf("%d attempts, tshark counts %d", got, len(rows))
@@ -59,7 +60,7 @@ func TestCorpusAttempts(t *testing.T) {
 // every tenth.
 func writeFlood(t testing.TB, n, sources int, rate float64) string {
 	t.Helper()
-	src, err := os.Open(corpus(t, "the-tcpdump-group_tcpdump/ISAKMP_sa_setup.pcap"))
+	src, err := os.Open(analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/ISAKMP_sa_setup.pcap"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +121,8 @@ func TestFloodMatchesTshark(t *testing.T) {
 	}{{100, report.SeverityWarning}, {400, report.SeverityError}} {
 		t.Run(fmt.Sprint(tc.rate), func(t *testing.T) {
 			path := writeFlood(t, 1500, 300, tc.rate)
-			rows := tshark(t, path, "isakmp.rspi == 00:00:00:00:00:00:00:00 && udp.dstport == 500", "ip.src", "frame.time_epoch")
-			answers := tshark(t, path, "isakmp && isakmp.rspi != 00:00:00:00:00:00:00:00 && ip.src == 10.0.0.2", "frame.number")
+			rows := analyzetest.Tshark(t, path, "isakmp.rspi == 00:00:00:00:00:00:00:00 && udp.dstport == 500", "ip.src", "frame.time_epoch")
+			answers := analyzetest.Tshark(t, path, "isakmp && isakmp.rspi != 00:00:00:00:00:00:00:00 && ip.src == 10.0.0.2", "frame.number")
 			srcs := map[string]int{}
 			perSec := map[int64]int{}
 			peak := 0
@@ -132,24 +133,24 @@ func TestFloodMatchesTshark(t *testing.T) {
 				perSec[s]++
 				peak = max(peak, perSec[s])
 			}
-			rep := run(t, DefaultConfig(), path)
-			fs := findings(rep, "flood.vpn-port")
+			rep := analyzetest.Run(t, New(), path)
+			fs := analyzetest.Findings(rep, "flood.vpn-port")
 			if len(fs) != 1 {
 				t.Fatalf("want one flood.vpn-port finding, got %+v", rep.Findings)
 			}
 			f := fs[0]
-			if f.Severity != tc.sev || num(f.Evidence["attempts"]) != uint64(len(rows)) || num(f.Evidence["distinct_sources"]) != uint64(len(srcs)) ||
-				num(f.Evidence["answered"]) != uint64(len(answers)) || num(f.Evidence["peak_rate"]) != uint64(peak) {
+			if f.Severity != tc.sev || analyzetest.Num(f.Evidence["attempts"]) != uint64(len(rows)) || analyzetest.Num(f.Evidence["distinct_sources"]) != uint64(len(srcs)) ||
+				analyzetest.Num(f.Evidence["answered"]) != uint64(len(answers)) || analyzetest.Num(f.Evidence["peak_rate"]) != uint64(peak) {
 				t.Errorf("finding %s %v: want %s, tshark: %d attempts, %d sources, %d answered, peak %d/s", f.Severity, f.Evidence, tc.sev, len(rows), len(srcs), len(answers), peak)
 			}
 			if f.Where == nil || f.Where.Class != "ike" || f.Where.Flow != "10.0.0.2/500" {
 				t.Errorf("where %+v", f.Where)
 			}
 			top := f.Evidence["top_sources"].([]map[string]any)
-			if len(top) != TopSources || num(top[0]["attempts"]) != uint64(srcs[top[0]["source"].(string)]) {
+			if len(top) != TopSources || analyzetest.Num(top[0]["attempts"]) != uint64(srcs[top[0]["source"].(string)]) {
 				t.Errorf("top sources %v; tshark counts %d for the first", top, srcs[fmt.Sprint(top[0]["source"])])
 			}
-			if len(table(t, rep, "flood-rate").Rows) == 0 {
+			if len(analyzetest.MustTable(t, rep, "flood-rate").Rows) == 0 {
 				t.Error("no rate-over-time rows")
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/report"
 	"github.com/vpndiag/vpndiag/testdata/lab"
 )
@@ -54,7 +55,7 @@ func TestLabIKEFlood(t *testing.T) {
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	rows := tshark(t, c.File, "isakmp.exchangetype == 34 && isakmp.rspi == 00:00:00:00:00:00:00:00", "ip.src", "frame.time_epoch")
+	rows := analyzetest.Tshark(t, c.File, "isakmp.exchangetype == 34 && isakmp.rspi == 00:00:00:00:00:00:00:00", "ip.src", "frame.time_epoch")
 	srcs := map[string]bool{}
 	perSec := map[int64]int{}
 	peak := 0
@@ -68,15 +69,15 @@ func TestLabIKEFlood(t *testing.T) {
 	if len(rows) != res.Sent || len(srcs) != res.Sources {
 		t.Fatalf("tshark: %d SA_INIT from %d sources in the capture; the generator sent %d from %d", len(rows), len(srcs), res.Sent, res.Sources)
 	}
-	rep := run(t, DefaultConfig(), c.File)
-	fs := findings(rep, "flood.vpn-port")
+	rep := analyzetest.Run(t, New(), c.File)
+	fs := analyzetest.Findings(rep, "flood.vpn-port")
 	if len(fs) != 1 {
 		t.Fatalf("want one flood.vpn-port finding, got %+v", rep.Findings)
 	}
 	f := fs[0]
 	sus := f.Evidence["sustained_rate"].(float64)
-	if f.Severity != report.SeverityWarning || num(f.Evidence["attempts"]) != uint64(len(rows)) || num(f.Evidence["distinct_sources"]) != uint64(len(srcs)) ||
-		num(f.Evidence["peak_rate"]) != uint64(peak) || num(f.Evidence["answered"]) != 0 || sus < 80 || sus > 110 {
+	if f.Severity != report.SeverityWarning || analyzetest.Num(f.Evidence["attempts"]) != uint64(len(rows)) || analyzetest.Num(f.Evidence["distinct_sources"]) != uint64(len(srcs)) ||
+		analyzetest.Num(f.Evidence["peak_rate"]) != uint64(peak) || analyzetest.Num(f.Evidence["answered"]) != 0 || sus < 80 || sus > 110 {
 		t.Errorf("finding %s %v: want warning, %d attempts, %d sources, peak %d/s (tshark), none answered, ~100/s sustained",
 			f.Severity, f.Evidence, len(rows), len(srcs), peak)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vpndiag/vpndiag/analyze"
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 	"github.com/vpndiag/vpndiag/report"
 )
@@ -24,7 +25,7 @@ type conv struct {
 // tsharkConvs parses tshark -q -z conv,udp|tcp.
 func tsharkConvs(t *testing.T, file, proto string) []conv {
 	t.Helper()
-	rows := tsharkWith(t, []string{"-q", "-z", "conv," + proto}, file, "frame.number==0")
+	rows := analyzetest.TsharkWith(t, []string{"-q", "-z", "conv," + proto}, file, "frame.number==0")
 	var out []conv
 	for _, row := range rows {
 		f := strings.Fields(strings.Join(row, " "))
@@ -51,7 +52,7 @@ func tsharkConvs(t *testing.T, file, proto string) []conv {
 // tshark shows one way only. Only espudp1.pcap (ESP over UDP 4500 captured
 // one way) warrants a warning.
 func TestCorpusAgainstTshark(t *testing.T) {
-	root := filepath.Dir(corpus(t, "SOURCES.txt"))
+	root := analyzetest.CorpusDir(t)
 	var files []string
 	for _, pat := range []string{"*/*.pcap", "*/*.pcapng"} {
 		m, _ := filepath.Glob(filepath.Join(root, pat))
@@ -86,7 +87,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 					tcpOneWay[c.b.String()+">"+c.a.String()] = true
 				}
 			}
-			r := run(t, New(), file)
+			r := analyzetest.Run(t, New(), file)
 			res := r.Data["flow"].(Result)
 			got := map[string]bool{}
 			for _, w := range res.OneWay {
@@ -111,13 +112,13 @@ func TestCorpusAgainstTshark(t *testing.T) {
 				}
 			}
 			if rel == "the-tcpdump-group_tcpdump/espudp1.pcap" {
-				f := byID(r, IDAsymmetric)
+				f := analyzetest.Findings(r, IDAsymmetric)
 				if len(want) != 1 || len(f) != 1 || f[0].Severity != report.SeverityWarning || f[0].Evidence["no_reply"] != 1 {
 					t.Errorf("espudp1: %+v", f)
 				}
 				return
 			}
-			noWarnings(t, r, rel)
+			analyzetest.NoWarnings(t, r, rel)
 		})
 	}
 }
@@ -218,7 +219,7 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("%s: %q, want %q (all: %v)", k, got[k], v, got)
 		}
 	}
-	fs := byID(r, IDAsymmetric)
+	fs := analyzetest.Findings(r, IDAsymmetric)
 	if len(fs) != 1 || fs[0].Evidence["answered_elsewhere"] != 2 || fs[0].Evidence["no_reply"] != 3 || fs[0].Frames[0].Frame != 1 {
 		t.Errorf("finding %+v", fs)
 	}
@@ -250,7 +251,7 @@ func TestEvictionJudges(t *testing.T) {
 
 // TestPacketAllocs proves steady-state packets allocate nothing.
 func TestPacketAllocs(t *testing.T) {
-	recs := decoded(t, benchFiles...)
+	recs := analyzetest.BenchRecords(t)
 	a := New()
 	for i := range recs {
 		a.Packet(&recs[i])
@@ -266,5 +267,5 @@ func TestPacketAllocs(t *testing.T) {
 
 // BenchmarkPacket measures the analyzer over the decoded corpus mix.
 func BenchmarkPacket(b *testing.B) {
-	benchPackets(b, New(), decoded(b, benchFiles...))
+	analyzetest.BenchPackets(b, New(), analyzetest.BenchRecords(b))
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/report"
 )
 
@@ -23,7 +24,7 @@ type ikeMsg struct {
 
 func tsharkIKE(t *testing.T, file string) []ikeMsg {
 	var out []ikeMsg
-	for _, r := range tshark(t, file, "isakmp", "frame.number", "frame.time_relative", "ip.src", "isakmp.version",
+	for _, r := range analyzetest.Tshark(t, file, "isakmp", "frame.number", "frame.time_relative", "ip.src", "isakmp.version",
 		"isakmp.exchangetype", "isakmp.ispi", "isakmp.flags", "isakmp.messageid", "udp.payload") {
 		fr, _ := strconv.Atoi(r[0])
 		tm, _ := strconv.ParseFloat(r[1], 64)
@@ -99,16 +100,16 @@ func TestIKEExchangesMatchTshark(t *testing.T) {
 		{"the-tcpdump-group_tcpdump/isakmp4500.pcap", 15, false, 5},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			path := corpus(t, tc.file)
+			path := analyzetest.Corpus(t, tc.file)
 			msgs := tsharkIKE(t, path)
 			if len(msgs) != tc.totalMsgs {
 				t.Fatalf("tshark sees %d IKE messages, want %d", len(msgs), tc.totalMsgs)
 			}
 			want := expectedExchanges(msgs)
-			rep := run(t, DefaultConfig(), path)
+			rep := analyzetest.Run(t, New(), path)
 			got := map[string][3]uint64{}
-			for _, row := range table(t, rep, "ipsec-exchanges").Rows {
-				got[row[1].(string)] = [3]uint64{num(row[2]), num(row[3]), num(row[6])}
+			for _, row := range analyzetest.MustTable(t, rep, "ipsec-exchanges").Rows {
+				got[row[1].(string)] = [3]uint64{analyzetest.Num(row[2]), analyzetest.Num(row[3]), analyzetest.Num(row[6])}
 			}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("exchanges (requests, answered, retransmitted):\n got %v\nwant %v (from tshark)", got, want)
@@ -120,18 +121,18 @@ func TestIKEExchangesMatchTshark(t *testing.T) {
 			if retrans != tc.retransmit {
 				t.Errorf("tshark shows %d retransmissions, want %d", retrans, tc.retransmit)
 			}
-			peers := table(t, rep, "ipsec-peers")
-			if len(peers.Rows) != 1 || num(peers.Rows[0][4]) != 1 || num(peers.Rows[0][5]) != 0 {
+			peers := analyzetest.MustTable(t, rep, "ipsec-peers")
+			if len(peers.Rows) != 1 || analyzetest.Num(peers.Rows[0][4]) != 1 || analyzetest.Num(peers.Rows[0][5]) != 0 {
 				t.Errorf("peer table %v: want one peer pair with 1 completed, 0 incomplete negotiations", peers.Rows)
 			}
 			if tc.clean {
-				noWarnings(t, rep)
+				analyzetest.NoWarnings(t, rep, tc.file)
 				if n := len(rep.Findings); n != 0 {
 					t.Errorf("%d findings on a clean capture: %+v", n, rep.Findings)
 				}
 			} else {
-				fs := findings(rep, "ipsec.ike-retransmissions")
-				if len(fs) != 1 || num(fs[0].Evidence["retransmissions"]) != retrans || len(fs[0].Frames) != int(retrans) {
+				fs := analyzetest.Findings(rep, "ipsec.ike-retransmissions")
+				if len(fs) != 1 || analyzetest.Num(fs[0].Evidence["retransmissions"]) != retrans || len(fs[0].Frames) != int(retrans) {
 					t.Fatalf("want one ipsec.ike-retransmissions with %d retransmissions and frames, got %+v", retrans, fs)
 				}
 			}
@@ -143,21 +144,21 @@ func TestIKEExchangesMatchTshark(t *testing.T) {
 // ESP in UDP, and the NAT'd peer as the sender of the NAT keepalives tshark
 // shows.
 func TestNATTraversal(t *testing.T) {
-	path := corpus(t, "the-tcpdump-group_tcpdump/isakmp4500.pcap")
-	ka := tshark(t, path, "udp.port == 4500 && udp.length == 9", "ip.src")
-	nattIKE := tshark(t, path, "isakmp && udp.port == 4500", "frame.number")
+	path := analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/isakmp4500.pcap")
+	ka := analyzetest.Tshark(t, path, "udp.port == 4500 && udp.length == 9", "ip.src")
+	nattIKE := analyzetest.Tshark(t, path, "isakmp && udp.port == 4500", "frame.number")
 	if len(ka) == 0 || len(nattIKE) == 0 {
 		t.Fatalf("tshark: %d keepalives, %d IKE messages on 4500; the capture should have both", len(ka), len(nattIKE))
 	}
-	rep := run(t, DefaultConfig(), path)
-	fs := findings(rep, "ipsec.nat-t")
+	rep := analyzetest.Run(t, New(), path)
+	fs := analyzetest.Findings(rep, "ipsec.nat-t")
 	if len(fs) != 1 {
 		t.Fatalf("want one ipsec.nat-t finding, got %+v", rep.Findings)
 	}
 	f := fs[0]
 	behind := f.Evidence["natted_peers"].([]string)
 	if f.Severity != report.SeverityInfo || len(behind) != 1 || behind[0] != ka[0][0] ||
-		num(f.Evidence["keepalives"]) != uint64(len(ka)) || f.Evidence["ike_on_4500"] != true || f.Evidence["esp_in_udp"] != true {
+		analyzetest.Num(f.Evidence["keepalives"]) != uint64(len(ka)) || f.Evidence["ike_on_4500"] != true || f.Evidence["esp_in_udp"] != true {
 		t.Errorf("nat-t finding %+v: want info, NAT'd peer %s with %d keepalives (tshark)", f, ka[0][0], len(ka))
 	}
 	if !strings.Contains(f.Summary, ka[0][0]+" sends NAT keepalives") {
@@ -174,7 +175,7 @@ type tsharkSA struct {
 func tsharkESP(t *testing.T, file string) map[string]*tsharkSA {
 	sas := map[string]*tsharkSA{}
 	seen := map[string]bool{}
-	for _, r := range tshark(t, file, "esp", "ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "esp.spi", "esp.sequence") {
+	for _, r := range analyzetest.Tshark(t, file, "esp", "ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "esp.spi", "esp.sequence") {
 		src, dst := r[0]+r[1], r[2]+r[3]
 		spi, _ := strconv.ParseUint(strings.TrimPrefix(r[4], "0x"), 16, 32)
 		seq, _ := strconv.ParseUint(r[5], 10, 64)
@@ -198,7 +199,7 @@ func tsharkESP(t *testing.T, file string) map[string]*tsharkSA {
 // missing (range minus distinct numbers) and duplicates per SA.
 func checkESP(t *testing.T, rep *report.Report, want map[string]*tsharkSA) (missing, dups uint64) {
 	t.Helper()
-	rows := table(t, rep, "esp-sas").Rows
+	rows := analyzetest.MustTable(t, rep, "esp-sas").Rows
 	if len(rows) != len(want) {
 		t.Errorf("%d ESP SAs, tshark shows %d", len(rows), len(want))
 	}
@@ -212,7 +213,7 @@ func checkESP(t *testing.T, rep *report.Report, want map[string]*tsharkSA) (miss
 		wm, wd := w.max-w.min+1-w.distinct, w.packets-w.distinct
 		missing += wm
 		dups += wd
-		if num(row[4]) != w.packets || row[6] != fmt.Sprintf("%d-%d", w.min, w.max) || num(row[7]) != wm || num(row[10]) != wd {
+		if analyzetest.Num(row[4]) != w.packets || row[6] != fmt.Sprintf("%d-%d", w.min, w.max) || analyzetest.Num(row[7]) != wm || analyzetest.Num(row[10]) != wd {
 			t.Errorf("SA %s: packets %v seq %v missing %v dups %v; tshark: %d, %d-%d, %d, %d", k, row[4], row[6], row[7], row[10],
 				w.packets, w.min, w.max, wm, wd)
 		}
@@ -235,19 +236,19 @@ func TestESPMatchesTshark(t *testing.T) {
 		{"zeek_zeek/ip6_esp.pcap", 12},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			path := corpus(t, tc.file)
+			path := analyzetest.Corpus(t, tc.file)
 			want := tsharkESP(t, path)
 			if len(want) != tc.sas {
 				t.Fatalf("tshark shows %d ESP SAs, want %d", len(want), tc.sas)
 			}
-			rep := run(t, DefaultConfig(), path)
+			rep := analyzetest.Run(t, New(), path)
 			missing, dups := checkESP(t, rep, want)
 			if missing == 0 && dups == 0 {
-				if n := len(findings(rep, "ipsec.esp-gaps")) + len(findings(rep, "ipsec.esp-replay")); n != 0 {
+				if n := len(analyzetest.Findings(rep, "ipsec.esp-gaps")) + len(analyzetest.Findings(rep, "ipsec.esp-replay")); n != 0 {
 					t.Errorf("%d ESP findings on a capture tshark shows without gaps or duplicates", n)
 				}
 				if tc.file != "the-tcpdump-group_tcpdump/isakmp4500.pcap" { // it has real IKE retransmissions
-					noWarnings(t, rep)
+					analyzetest.NoWarnings(t, rep, tc.file)
 				}
 			}
 		})
@@ -258,23 +259,23 @@ func TestESPMatchesTshark(t *testing.T) {
 // appends frame 7 again: tshark then shows 2 missing sequence numbers and 1
 // duplicate, and the analyzer must report exactly those.
 func TestESPGapsAndReplay(t *testing.T) {
-	orig := corpus(t, "the-tcpdump-group_tcpdump/02-sunrise-sunset-esp.pcap")
-	path := concat(t, editcap(t, orig, nil, "3", "5"), editcap(t, orig, []string{"-r"}, "7"))
+	orig := analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/02-sunrise-sunset-esp.pcap")
+	path := analyzetest.Concat(t, analyzetest.Editcap(t, orig, nil, "3", "5"), analyzetest.Editcap(t, orig, []string{"-r"}, "7"))
 	want := tsharkESP(t, path)
-	rep := run(t, DefaultConfig(), path)
+	rep := analyzetest.Run(t, New(), path)
 	missing, dups := checkESP(t, rep, want)
 	if missing != 2 || dups != 1 {
 		t.Fatalf("tshark oracle: %d missing, %d duplicates; want 2 and 1", missing, dups)
 	}
-	gaps := findings(rep, "ipsec.esp-gaps")
-	if len(gaps) != 1 || num(gaps[0].Evidence["missing"]) != missing || gaps[0].Severity != report.SeverityError {
+	gaps := analyzetest.Findings(rep, "ipsec.esp-gaps")
+	if len(gaps) != 1 || analyzetest.Num(gaps[0].Evidence["missing"]) != missing || gaps[0].Severity != report.SeverityError {
 		t.Errorf("want one error ipsec.esp-gaps with %d missing (25%% loss), got %+v", missing, gaps)
 	}
 	if len(gaps) == 1 && (len(gaps[0].Frames) != 2 || gaps[0].Frames[0].Frame != 3 || gaps[0].Frames[1].Frame != 4) {
 		t.Errorf("gap frames %v, want frames 3 and 4 (seq 4 and 6, after each hole)", gaps[0].Frames)
 	}
-	rp := findings(rep, "ipsec.esp-replay")
-	if len(rp) != 1 || num(rp[0].Evidence["replays"]) != dups || rp[0].Frames[0].Frame != 7 {
+	rp := analyzetest.Findings(rep, "ipsec.esp-replay")
+	if len(rp) != 1 || analyzetest.Num(rp[0].Evidence["replays"]) != dups || rp[0].Frames[0].Frame != 7 {
 		t.Errorf("want one ipsec.esp-replay with %d replays at frame 7, got %+v", dups, rp)
 	}
 }
@@ -283,7 +284,7 @@ func TestESPGapsAndReplay(t *testing.T) {
 // ikev2four.pcap (frames 1-5) plus the last frame: the AUTH request is then
 // unanswered, as tshark confirms, and the negotiation never completes.
 func TestIKEv2AuthUnanswered(t *testing.T) {
-	path := editcap(t, corpus(t, "the-tcpdump-group_tcpdump/ikev2four.pcap"), []string{"-r"}, "1-5", "21")
+	path := analyzetest.Editcap(t, analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/ikev2four.pcap"), []string{"-r"}, "1-5", "21")
 	msgs := tsharkIKE(t, path)
 	cfg := DefaultConfig()
 	cfg.Grace = 10 * time.Millisecond // the capture spans 131 ms
@@ -306,14 +307,14 @@ func TestIKEv2AuthUnanswered(t *testing.T) {
 	if unanswered != 1 || want["IKE_AUTH"][0] != 1 || want["IKE_AUTH"][1] != 0 {
 		t.Fatalf("tshark oracle: %d unanswered requests, IKE_AUTH %v; want 1 and 1 request, 0 answered", unanswered, want["IKE_AUTH"])
 	}
-	rep := run(t, cfg, path)
-	fs := findings(rep, "ipsec.negotiation-incomplete")
+	rep := analyzetest.Run(t, NewConfig(cfg), path)
+	fs := analyzetest.Findings(rep, "ipsec.negotiation-incomplete")
 	if len(fs) != 1 {
 		t.Fatalf("want one ipsec.negotiation-incomplete, got %+v", rep.Findings)
 	}
 	f := fs[0]
-	if f.Severity != report.SeverityError || num(f.Evidence["unanswered"]) != unanswered || num(f.Evidence["incomplete"]) != 1 ||
-		num(f.Evidence["completed"]) != 0 || !strings.Contains(f.Summary, "IKE fragments") {
+	if f.Severity != report.SeverityError || analyzetest.Num(f.Evidence["unanswered"]) != unanswered || analyzetest.Num(f.Evidence["incomplete"]) != 1 ||
+		analyzetest.Num(f.Evidence["completed"]) != 0 || !strings.Contains(f.Summary, "IKE fragments") {
 		t.Errorf("finding %+v: want error, 1 unanswered (IKE_AUTH), 1 incomplete, 0 completed, fragment hint", f)
 	}
 	if len(f.Frames) != 2 || f.Frames[0].Frame != 1 || f.Frames[1].Frame != 5 {
@@ -325,20 +326,20 @@ func TestIKEv2AuthUnanswered(t *testing.T) {
 // ISAKMP_sa_setup.pcap four times (at 0, 4, 12 and 30 s, as a retrying
 // initiator would) and never an answer.
 func TestIKEv1Unanswered(t *testing.T) {
-	one := editcap(t, corpus(t, "the-tcpdump-group_tcpdump/ISAKMP_sa_setup.pcap"), []string{"-r"}, "1")
-	path := concat(t, one, editcap(t, one, []string{"-t", "4"}), editcap(t, one, []string{"-t", "12"}), editcap(t, one, []string{"-t", "30"}))
+	one := analyzetest.Editcap(t, analyzetest.Corpus(t, "the-tcpdump-group_tcpdump/ISAKMP_sa_setup.pcap"), []string{"-r"}, "1")
+	path := analyzetest.Concat(t, one, analyzetest.Editcap(t, one, []string{"-t", "4"}), analyzetest.Editcap(t, one, []string{"-t", "12"}), analyzetest.Editcap(t, one, []string{"-t", "30"}))
 	msgs := tsharkIKE(t, path)
 	want := expectedExchanges(msgs)
 	if len(msgs) != 4 || want["Main Mode"] != [3]uint64{1, 0, 3} {
 		t.Fatalf("tshark oracle: %d messages, main mode %v; want 4 and [1 0 3]", len(msgs), want["Main Mode"])
 	}
-	rep := run(t, DefaultConfig(), path)
-	fs := findings(rep, "ipsec.negotiation-incomplete")
-	if len(fs) != 1 || fs[0].Severity != report.SeverityError || num(fs[0].Evidence["retransmissions"]) != want["Main Mode"][2] ||
-		num(fs[0].Evidence["unanswered"]) != 1 || num(fs[0].Evidence["incomplete"]) != 1 {
+	rep := analyzetest.Run(t, New(), path)
+	fs := analyzetest.Findings(rep, "ipsec.negotiation-incomplete")
+	if len(fs) != 1 || fs[0].Severity != report.SeverityError || analyzetest.Num(fs[0].Evidence["retransmissions"]) != want["Main Mode"][2] ||
+		analyzetest.Num(fs[0].Evidence["unanswered"]) != 1 || analyzetest.Num(fs[0].Evidence["incomplete"]) != 1 {
 		t.Fatalf("want one error ipsec.negotiation-incomplete with 3 retransmissions, 1 unanswered, 1 incomplete; got %+v", rep.Findings)
 	}
-	if n := len(findings(rep, "ipsec.ike-retransmissions")); n != 0 {
+	if n := len(analyzetest.Findings(rep, "ipsec.ike-retransmissions")); n != 0 {
 		t.Errorf("retransmissions of an unanswered negotiation are reported once, in negotiation-incomplete; got %d extra", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vpndiag/vpndiag/analyze"
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 	"github.com/vpndiag/vpndiag/report"
 )
@@ -78,18 +79,18 @@ func TestChurn(t *testing.T) {
 			}
 		}
 		rep := runSynthetic(a)
-		fs := findings(rep, "ipsec.sa-churn")
+		fs := analyzetest.Findings(rep, "ipsec.sa-churn")
 		if !tc.churn {
 			if len(fs) != 0 {
 				t.Errorf("set-ups every %s: unexpected churn %+v", tc.every, fs)
 			}
 			continue
 		}
-		if len(fs) != 1 || num(fs[0].Evidence["ike_sa_setups"]) != 4 || num(fs[0].Evidence["new_spis_198.18.0.1_to_198.18.0.2"]) != 3 ||
+		if len(fs) != 1 || analyzetest.Num(fs[0].Evidence["ike_sa_setups"]) != 4 || analyzetest.Num(fs[0].Evidence["new_spis_198.18.0.1_to_198.18.0.2"]) != 3 ||
 			fs[0].Evidence["ike_sa_setups_median_interval_seconds"] != 120.0 {
 			t.Errorf("set-ups every %s: want churn with 4 set-ups (median 120 s) and 3 new SPIs, got %+v", tc.every, fs)
 		}
-		if n := len(findings(rep, "ipsec.negotiation-incomplete")); n != 0 {
+		if n := len(analyzetest.Findings(rep, "ipsec.negotiation-incomplete")); n != 0 {
 			t.Errorf("complete negotiations reported incomplete (%d)", n)
 		}
 	}
@@ -110,8 +111,8 @@ func TestExtendedSequenceNumbers(t *testing.T) {
 		a.Packet(&rec)
 	}
 	rep := runSynthetic(a)
-	gaps := findings(rep, "ipsec.esp-gaps")
-	if len(gaps) != 1 || num(gaps[0].Evidence["missing"]) != 1 || num(gaps[0].Evidence["expected"]) != 32 || len(findings(rep, "ipsec.esp-replay")) != 0 {
+	gaps := analyzetest.Findings(rep, "ipsec.esp-gaps")
+	if len(gaps) != 1 || analyzetest.Num(gaps[0].Evidence["missing"]) != 1 || analyzetest.Num(gaps[0].Evidence["expected"]) != 32 || len(analyzetest.Findings(rep, "ipsec.esp-replay")) != 0 {
 		t.Fatalf("want one gap of 1 in 32 and no replay across the wrap, got %+v", rep.Findings)
 	}
 }
@@ -122,9 +123,9 @@ func corpusRecords(t testing.TB) []decode.Record {
 	for _, f := range []string{"the-tcpdump-group_tcpdump/ikev2four.pcap", "the-tcpdump-group_tcpdump/isakmp4500.pcap",
 		"the-tcpdump-group_tcpdump/ISAKMP_sa_setup.pcap", "the-tcpdump-group_tcpdump/espudp1.pcap",
 		"the-tcpdump-group_tcpdump/02-sunrise-sunset-esp.pcap", "ntop_nDPI/esp.pcapng", "zeek_zeek/ip6_esp.pcap"} {
-		files = append(files, corpus(t, f))
+		files = append(files, analyzetest.Corpus(t, f))
 	}
-	return records(t, files...)
+	return analyzetest.Records(t, files...)
 }
 
 // TestPacketAllocs proves Packet does not allocate once the peers, SAs and

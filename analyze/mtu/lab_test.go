@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/report"
 	"github.com/vpndiag/vpndiag/testdata/lab"
 )
@@ -65,21 +66,21 @@ func TestLabPMTUWithICMP(t *testing.T) {
 	lab.Require(t, "tshark")
 	topo := lab.New(t, pmtuTopo)
 	file, sink := pmtuRun(t, topo, 15*time.Second, 65536)
-	rows := tshark(t, file, "icmp.type==3 && icmp.code==4", "ip.src", "icmp.mtu")
+	rows := analyzetest.Tshark(t, file, "icmp.type==3 && icmp.code==4", "ip.src", "icmp.mtu")
 	if len(rows) == 0 || rows[0][1] != "1280" {
 		t.Fatalf("tshark: frag-needed %v; want MTU 1280 messages (server got %s)", rows, sink)
 	}
-	r := run(t, New(), file)
-	fn := byID(r, IDFragNeeded)
+	r := analyzetest.Run(t, New(), file)
+	fn := analyzetest.Findings(r, IDFragNeeded)
 	if len(fn) != 1 || fn[0].Evidence["sender"] != "198.18.1.1" || fn[0].Evidence["mtu"] != uint32(1280) ||
 		fn[0].Evidence["count"] != uint64(len(rows)) || fn[0].Severity != report.SeverityInfo {
 		t.Errorf("frag-needed %+v; tshark %d messages from %s", fn, len(rows), rows[0][0])
 	}
-	ms := byID(r, IDMSSTooLarge)
+	ms := analyzetest.Findings(r, IDMSSTooLarge)
 	if len(ms) != 1 || ms[0].Evidence["host"] != "198.18.3.2" || ms[0].Evidence["clamp_to"] != uint32(1240) {
 		t.Errorf("mss-too-large %+v", ms)
 	}
-	if h := byID(r, IDBlackhole); len(h) != 0 {
+	if h := analyzetest.Findings(r, IDBlackhole); len(h) != 0 {
 		t.Errorf("black hole reported although PMTUD worked: %+v", h)
 	}
 	t.Logf("server: %s; %s", sink, fn[0].Summary)
@@ -93,22 +94,22 @@ func TestLabPMTUBlackhole(t *testing.T) {
 	lab.Require(t, "tshark")
 	topo := lab.New(t, pmtuTopo+"loss r1 output icmp 100%\n")
 	file, _ := pmtuRun(t, topo, 6*time.Second, 65536)
-	if n := len(tshark(t, file, "icmp")); n != 0 {
+	if n := len(analyzetest.Tshark(t, file, "icmp")); n != 0 {
 		t.Fatalf("%d ICMP messages reached the client; the black hole needs none", n)
 	}
-	r := run(t, New(), file)
-	h := byID(r, IDBlackhole)
+	r := analyzetest.Run(t, New(), file)
+	h := analyzetest.Findings(r, IDBlackhole)
 	if len(h) != 1 || h[0].Severity != report.SeverityWarning {
 		t.Fatalf("findings %+v", r.Findings)
 	}
 	ev := h[0].Evidence
 	first := strconv.FormatUint(h[0].Frames[0].Frame, 10)
-	seq := tshark(t, file, "frame.number=="+first, "tcp.seq_raw", "ip.len")
-	sends := tshark(t, file, "ip.src==198.18.1.2 && tcp.seq_raw=="+seq[0][0]+" && tcp.len>0", "frame.number")
+	seq := analyzetest.Tshark(t, file, "frame.number=="+first, "tcp.seq_raw", "ip.len")
+	sends := analyzetest.Tshark(t, file, "ip.src==198.18.1.2 && tcp.seq_raw=="+seq[0][0]+" && tcp.len>0", "frame.number")
 	if ev["src"] == nil || ev["size"] != uint16(atoi(t, seq[0][1])) || int(ev["sends"].(uint8)) != len(sends) || atoi(t, seq[0][1]) <= 1280 {
 		t.Errorf("evidence %v; tshark: segment %v sent %d times", ev, seq, len(sends))
 	}
-	acked := tshark(t, file, "ip.src==198.18.3.2 && tcp.ack_raw > "+seq[0][0], "frame.number")
+	acked := analyzetest.Tshark(t, file, "ip.src==198.18.3.2 && tcp.ack_raw > "+seq[0][0], "frame.number")
 	if len(acked) != 0 {
 		t.Errorf("tshark: the server acknowledged the segment in frames %v", acked)
 	}

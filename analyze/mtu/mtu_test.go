@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vpndiag/vpndiag/analyze"
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 	"github.com/vpndiag/vpndiag/report"
 )
@@ -34,10 +35,10 @@ const fragFilter = "ip.flags.mf==1 || ip.frag_offset>0 || ipv6.fraghdr"
 func TestFragmentsAgainstTshark(t *testing.T) {
 	for _, rel := range []string{"ntop_nDPI/dns_fragmented.pcap", "zeek_zeek/fragmented-1.pcap"} {
 		t.Run(rel, func(t *testing.T) {
-			file := corpus(t, rel)
-			frags := len(tshark(t, file, fragFilter))
-			reassembled := len(tshark(t, file, "ip.fragment.count || ipv6.fragment.count"))
-			r := run(t, New(), file)
+			file := analyzetest.Corpus(t, rel)
+			frags := len(analyzetest.Tshark(t, file, fragFilter))
+			reassembled := len(analyzetest.Tshark(t, file, "ip.fragment.count || ipv6.fragment.count"))
+			r := analyzetest.Run(t, New(), file)
 			res := r.Data["mtu"].(Result)
 			var gotFrags, gotPackets uint64
 			for _, f := range res.Fragments {
@@ -48,10 +49,10 @@ func TestFragmentsAgainstTshark(t *testing.T) {
 				t.Errorf("fragments %d packets %d failed %d; tshark %d fragments, %d reassembled", gotFrags, gotPackets,
 					res.ReassemblyFailed, frags, reassembled)
 			}
-			if f := byID(r, IDFragmented); len(f) != 1 || f[0].Evidence["fragments"] != uint64(frags) {
+			if f := analyzetest.Findings(r, IDFragmented); len(f) != 1 || f[0].Evidence["fragments"] != uint64(frags) {
 				t.Errorf("fragmented finding %+v", f)
 			}
-			noWarnings(t, r, rel)
+			analyzetest.NoWarnings(t, r, rel)
 		})
 	}
 }
@@ -64,15 +65,15 @@ func TestReassemblyFailed(t *testing.T) {
 	if _, err := exec.LookPath("editcap"); err != nil {
 		t.Fatal("editcap not found: apt-get install wireshark-common")
 	}
-	src := corpus(t, "ntop_nDPI/dns_fragmented.pcap")
+	src := analyzetest.Corpus(t, "ntop_nDPI/dns_fragmented.pcap")
 	file := filepath.Join(t.TempDir(), "cut.pcap")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "editcap", src, file, "2").CombinedOutput(); err != nil {
 		t.Fatalf("editcap: %v: %s", err, out)
 	}
-	all := tshark(t, file, fragFilter, "frame.number", "ip.id", "ip.frag_offset")
-	reassembled := tshark(t, file, "ip.fragment.count || ipv6.fragment.count")
+	all := analyzetest.Tshark(t, file, fragFilter, "frame.number", "ip.id", "ip.frag_offset")
+	reassembled := analyzetest.Tshark(t, file, "ip.fragment.count || ipv6.fragment.count")
 	if len(all)-2*len(reassembled) != 1 {
 		t.Fatalf("tshark: %d fragments, %d reassembled; want exactly one orphan fragment", len(all), len(reassembled))
 	}
@@ -87,8 +88,8 @@ func TestReassemblyFailed(t *testing.T) {
 			orphan = row
 		}
 	}
-	r := run(t, New(), file)
-	f := byID(r, IDReassemblyFailed)
+	r := analyzetest.Run(t, New(), file)
+	f := analyzetest.Findings(r, IDReassemblyFailed)
 	if len(f) != 1 || f[0].Severity != report.SeverityWarning || f[0].Evidence["failed"] != 1 ||
 		strconv.FormatUint(f[0].Frames[0].Frame, 10) != orphan[0] {
 		t.Fatalf("findings %+v; tshark orphan %v", f, orphan)
@@ -106,8 +107,8 @@ func TestReassemblyFailed(t *testing.T) {
 // MSS too large for the server whose SYN-ACK announced an MSS that does not
 // fit the advertised MTU.
 func TestFragNeededSMTP(t *testing.T) {
-	file := corpus(t, "zeek_zeek/smtp.pcap")
-	rows := tshark(t, file, "icmp.type==3 && icmp.code==4", "ip.src", "icmp.mtu")
+	file := analyzetest.Corpus(t, "zeek_zeek/smtp.pcap")
+	rows := analyzetest.Tshark(t, file, "icmp.type==3 && icmp.code==4", "ip.src", "icmp.mtu")
 	if len(rows) == 0 {
 		t.Fatal("tshark finds no fragmentation-needed in smtp.pcap")
 	}
@@ -118,26 +119,26 @@ func TestFragNeededSMTP(t *testing.T) {
 			t.Fatalf("tshark rows differ: %v", rows)
 		}
 	}
-	r := run(t, New(), file)
-	fn := byID(r, IDFragNeeded)
+	r := analyzetest.Run(t, New(), file)
+	fn := analyzetest.Findings(r, IDFragNeeded)
 	if len(fn) != 1 || fn[0].Severity != report.SeverityInfo || fn[0].Evidence["sender"] != sender ||
 		fn[0].Evidence["mtu"] != uint32(mtu) || fn[0].Evidence["count"] != uint64(len(rows)) || fn[0].Evidence["too_big_packets_after"] != uint64(0) {
 		t.Fatalf("frag-needed %+v; tshark %d from %s mtu %d", fn, len(rows), sender, mtu)
 	}
 	// Which SYN announced an MSS too big for the advertised path MTU?
 	var want []string
-	quotedDst := strings.Split(tshark(t, file, "icmp.type==3 && icmp.code==4", "ip.dst")[0][0], ",")[1]
-	for _, row := range tshark(t, file, "tcp.flags.syn==1 && tcp.options.mss_val", "ip.src", "tcp.options.mss_val", "frame.number") {
+	quotedDst := strings.Split(analyzetest.Tshark(t, file, "icmp.type==3 && icmp.code==4", "ip.dst")[0][0], ",")[1]
+	for _, row := range analyzetest.Tshark(t, file, "tcp.flags.syn==1 && tcp.options.mss_val", "ip.src", "tcp.options.mss_val", "frame.number") {
 		if row[0] == quotedDst && atoi(t, row[1])+40 > mtu {
 			want = row
 		}
 	}
-	ms := byID(r, IDMSSTooLarge)
+	ms := analyzetest.Findings(r, IDMSSTooLarge)
 	if want == nil || len(ms) != 1 || ms[0].Evidence["host"] != want[0] || ms[0].Evidence["mss"] != uint16(atoi(t, want[1])) ||
 		strconv.FormatUint(ms[0].Frames[0].Frame, 10) != want[2] || ms[0].Evidence["clamp_to"] != uint32(mtu-40) {
 		t.Errorf("mss-too-large %+v, tshark %v", ms, want)
 	}
-	if len(byID(r, IDBlackhole)) != 0 {
+	if len(analyzetest.Findings(r, IDBlackhole)) != 0 {
 		t.Error("PMTUD worked in smtp.pcap: no black hole")
 	}
 }
@@ -150,9 +151,9 @@ func TestTunnelOverhead(t *testing.T) {
 		{"ntop_nDPI/4in4tunnel.pcap", "ipip"}, {"zeek_zeek/vxlan-encapsulated-http.pcap", "vxlan"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
-			file := corpus(t, c.file)
+			file := analyzetest.Corpus(t, c.file)
 			lo, hi, n := 1<<30, 0, 0
-			for _, row := range tshark(t, file, "ip", "ip.len") {
+			for _, row := range analyzetest.Tshark(t, file, "ip", "ip.len") {
 				v := strings.Split(row[0], ",") // outer, inner (, header quoted by an inner ICMP error)
 				if len(v) < 2 {
 					continue
@@ -160,7 +161,7 @@ func TestTunnelOverhead(t *testing.T) {
 				d := atoi(t, v[0]) - atoi(t, v[1])
 				lo, hi, n = min(lo, d), max(hi, d), n+1
 			}
-			r := run(t, New(), file)
+			r := analyzetest.Run(t, New(), file)
 			res := r.Data["mtu"].(Result)
 			if len(res.Overhead) != 1 {
 				t.Fatalf("overhead %+v", res.Overhead)
@@ -170,7 +171,7 @@ func TestTunnelOverhead(t *testing.T) {
 				o.EffectiveMTU != int(o.BaseMTU)-hi {
 				t.Errorf("overhead %+v; tshark %d packets, %d-%d", o, n, lo, hi)
 			}
-			noWarnings(t, r, c.file)
+			analyzetest.NoWarnings(t, r, c.file)
 		})
 	}
 	// Encrypted tunnels get the nominal overhead.
@@ -178,17 +179,17 @@ func TestTunnelOverhead(t *testing.T) {
 		file, tunnel string
 		oh           uint16
 	}{{"ntop_nDPI/esp.pcapng", "esp", 73}, {"corelight_zeek-spicy-wireguard/wireguard.pcap", "wireguard", 60}} {
-		r := run(t, New(), corpus(t, c.file))
+		r := analyzetest.Run(t, New(), analyzetest.Corpus(t, c.file))
 		res := r.Data["mtu"].(Result)
 		if len(res.Overhead) != 1 || res.Overhead[0].Tunnel != c.tunnel || !res.Overhead[0].Nominal || res.Overhead[0].Max != c.oh {
 			t.Errorf("%s: overhead %+v", c.file, res.Overhead)
 		}
-		f := byID(r, IDTunnelOverhead)
+		f := analyzetest.Findings(r, IDTunnelOverhead)
 		want := "Ethernet default 1500 - " + strings.ToUpper(c.tunnel) + " overhead " + strconv.Itoa(int(c.oh)) + " = " + strconv.Itoa(1500-int(c.oh)) + " effective"
 		if len(f) != 1 || !strings.Contains(f[0].Summary, want) {
 			t.Errorf("%s: %+v, want %q", c.file, f, want)
 		}
-		noWarnings(t, r, c.file)
+		analyzetest.NoWarnings(t, r, c.file)
 	}
 }
 
@@ -196,7 +197,7 @@ func TestTunnelOverhead(t *testing.T) {
 func TestCleanCaptures(t *testing.T) {
 	for _, rel := range []string{"zeek_zeek/retransmit-fast009.pcap", "the-tcpdump-group_tcpdump/bgp-4byte-asn.pcap",
 		"zeek_zeek/linuxsll-arp.pcap", "the-tcpdump-group_tcpdump/various_gre.pcap", "zeek_zeek/ip6_esp.pcap"} {
-		noWarnings(t, run(t, New(), corpus(t, rel)), rel)
+		analyzetest.NoWarnings(t, analyzetest.Run(t, New(), analyzetest.Corpus(t, rel)), rel)
 	}
 }
 
@@ -265,7 +266,7 @@ func TestBlackhole(t *testing.T) {
 			}
 		}
 		r := finish(f.a)
-		h := byID(r, IDBlackhole)
+		h := analyzetest.Findings(r, IDBlackhole)
 		if acked {
 			if len(h) != 0 {
 				t.Errorf("acknowledged retransmission reported as black hole: %+v", h)
@@ -290,7 +291,7 @@ func TestIgnoredFragNeeded(t *testing.T) {
 		f.tcp(t0+int64(100+i)*ms, cli, srv, 40000, 80, decode.TCPAck, uint32(2897+i*1448), 1, 1448, 0)
 	}
 	f.tcp(t0+200*ms, cli, srv, 40000, 80, decode.TCPAck, 9000, 1, 1000, 0) // fits
-	fn := byID(finish(f.a), IDFragNeeded)
+	fn := analyzetest.Findings(finish(f.a), IDFragNeeded)
 	if len(fn) != 1 || fn[0].Severity != report.SeverityWarning || fn[0].Evidence["too_big_packets_after"] != uint64(4) {
 		t.Fatalf("frag-needed %+v", fn)
 	}
@@ -314,7 +315,7 @@ func TestTunnelFragments(t *testing.T) {
 	}
 	frag(t0+time.Second.Nanoseconds(), 99, 0, true, 1500) // open at the end
 	r := finish(f.a)
-	fr := byID(r, IDFragmented)
+	fr := analyzetest.Findings(r, IDFragmented)
 	res := r.Data["mtu"].(Result)
 	if len(fr) != 1 || fr[0].Severity != report.SeverityWarning || fr[0].Evidence["tunnel_flows"] != uint64(1) ||
 		len(res.Fragments) != 1 || res.Fragments[0].Packets != 10 || res.Fragments[0].Pending != 1 || res.ReassemblyFailed != 0 {
@@ -340,7 +341,7 @@ func TestTrainSpans(t *testing.T) {
 
 // TestPacketAllocs proves steady-state packets allocate nothing.
 func TestPacketAllocs(t *testing.T) {
-	recs := decoded(t, benchFiles...)
+	recs := analyzetest.BenchRecords(t)
 	a := New()
 	for i := range recs {
 		a.Packet(&recs[i])
@@ -356,5 +357,5 @@ func TestPacketAllocs(t *testing.T) {
 
 // BenchmarkPacket measures the analyzer over the decoded corpus mix.
 func BenchmarkPacket(b *testing.B) {
-	benchPackets(b, New(), decoded(b, benchFiles...))
+	analyzetest.BenchPackets(b, New(), analyzetest.BenchRecords(b))
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vpndiag/vpndiag/analyze"
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 	"github.com/vpndiag/vpndiag/report"
 )
@@ -25,10 +26,10 @@ func TestCorpusAgainstTshark(t *testing.T) {
 	}
 	for _, rel := range files {
 		t.Run(rel, func(t *testing.T) {
-			file := corpus(t, rel)
+			file := analyzetest.Corpus(t, rel)
 			frameSet := func(filter string) map[uint64]bool {
 				m := map[uint64]bool{}
-				for _, row := range tshark(t, file, filter) {
+				for _, row := range analyzetest.Tshark(t, file, filter) {
 					n, _ := strconv.ParseUint(row[0], 10, 64)
 					m[n] = true
 				}
@@ -39,7 +40,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 			zero := frameSet("tcp.analysis.zero_window")
 			rst := frameSet("tcp.flags.reset==1")
 
-			r := run(t, New(), file)
+			r := analyzetest.Run(t, New(), file)
 			res := r.Data["tcp"].(Result)
 			var got totals
 			if len(res.Inputs) == 1 {
@@ -52,7 +53,7 @@ func TestCorpusAgainstTshark(t *testing.T) {
 				t.Errorf("vpndiag retrans %d dup %d zero %d rst %d; tshark %d %d %d %d",
 					got.Retrans, got.DupAcks, got.ZeroWindows, got.Resets, len(retrans), len(dup), len(zero), len(rst))
 			}
-			for _, f := range byID(r, IDRetransmissions) {
+			for _, f := range analyzetest.Findings(r, IDRetransmissions) {
 				for _, fr := range f.Frames {
 					if !retrans[fr.Frame] {
 						t.Errorf("example frame %d is not a retransmission for tshark", fr.Frame)
@@ -62,15 +63,15 @@ func TestCorpusAgainstTshark(t *testing.T) {
 					t.Errorf("evidence %v", f.Evidence)
 				}
 			}
-			if len(retrans) > 0 && len(byID(r, IDRetransmissions)) != 1 {
+			if len(retrans) > 0 && len(analyzetest.Findings(r, IDRetransmissions)) != 1 {
 				t.Errorf("want one %s finding, got %+v", IDRetransmissions, r.Findings)
 			}
-			for _, f := range byID(r, IDResets) {
+			for _, f := range analyzetest.Findings(r, IDResets) {
 				if f.Frames[0].Frame == 0 || !rst[f.Frames[0].Frame] {
 					t.Errorf("reset example %v not a RST for tshark", f.Frames)
 				}
 			}
-			noWarnings(t, r, rel)
+			analyzetest.NoWarnings(t, r, rel)
 		})
 	}
 }
@@ -79,13 +80,13 @@ func TestCorpusAgainstTshark(t *testing.T) {
 // retransmitted frames and five duplicate ACKs, all from the server's side
 // and the client's side respectively, one reset by the client.
 func TestRetransmitFast(t *testing.T) {
-	file := corpus(t, "zeek_zeek/retransmit-fast009.pcap")
-	want := tshark(t, file, "tcp.analysis.retransmission", "frame.number", "ip.src")
+	file := analyzetest.Corpus(t, "zeek_zeek/retransmit-fast009.pcap")
+	want := analyzetest.Tshark(t, file, "tcp.analysis.retransmission", "frame.number", "ip.src")
 	if len(want) != 3 {
 		t.Fatalf("tshark finds %d retransmissions, the test expects the corpus file's 3", len(want))
 	}
-	r := run(t, New(), file)
-	f := byID(r, IDRetransmissions)
+	r := analyzetest.Run(t, New(), file)
+	f := analyzetest.Findings(r, IDRetransmissions)
 	if len(f) != 1 || f[0].Severity != report.SeverityInfo {
 		t.Fatalf("findings %+v", r.Findings)
 	}
@@ -94,7 +95,7 @@ func TestRetransmitFast(t *testing.T) {
 			t.Errorf("frame %d = %+v, want tshark's %s", i, fr, want[i][0])
 		}
 	}
-	pt := table(r, "tcp_peers")
+	pt := analyzetest.Table(r, "tcp_peers")
 	if pt == nil || len(pt.Rows) != 2 {
 		t.Fatalf("peers table %+v", pt)
 	}
@@ -102,7 +103,7 @@ func TestRetransmitFast(t *testing.T) {
 	if pt.Rows[0][1] != want[0][1] || pt.Rows[0][4] != uint64(3) {
 		t.Errorf("top peer %v, want %s with 3 retransmissions", pt.Rows[0], want[0][1])
 	}
-	if rs := byID(r, IDResets); len(rs) != 1 || rs[0].Evidence["aborted"] != uint64(1) {
+	if rs := analyzetest.Findings(r, IDResets); len(rs) != 1 || rs[0].Evidence["aborted"] != uint64(1) {
 		t.Errorf("resets %+v", rs)
 	}
 }
@@ -170,7 +171,7 @@ func TestThresholds(t *testing.T) {
 			var frame uint64
 			conn(a, 40000, tBase, 400, func(i int) bool { return i%c.every == 0 }, &frame)
 			r := finish(a)
-			f := byID(r, IDRetransmissions)
+			f := analyzetest.Findings(r, IDRetransmissions)
 			if len(f) != 1 || f[0].Severity != c.wantSv || f[0].Evidence["retransmissions"] != c.wantN {
 				t.Fatalf("findings %+v", r.Findings)
 			}
@@ -193,7 +194,7 @@ func TestThresholds(t *testing.T) {
 			seg(&rec, 101, tBase+1e9+int64(c.stall), cli, srv, 40001, 443, decode.TCPAck, 101, 3501, 8000, 0)
 			a.Packet(&rec)
 			r := finish(a)
-			f := byID(r, IDZeroWindow)
+			f := analyzetest.Findings(r, IDZeroWindow)
 			if len(f) != 1 || f[0].Severity != c.want || f[0].Frames[0].Frame != 100 ||
 				f[0].Evidence["longest_seconds"] != round4(c.stall.Seconds()) {
 				t.Errorf("stall %v: findings %+v", c.stall, r.Findings)
@@ -216,7 +217,7 @@ func TestThresholds(t *testing.T) {
 			a.Packet(&rec)
 		}
 		r := finish(a)
-		f := byID(r, IDResets)
+		f := analyzetest.Findings(r, IDResets)
 		if len(f) != 1 || f[0].Severity != report.SeverityWarning || f[0].Evidence["refused"] != uint64(12) ||
 			f[0].Evidence["connections"] != uint64(20) {
 			t.Fatalf("findings %+v", r.Findings)
@@ -243,14 +244,14 @@ func TestEviction(t *testing.T) {
 	if in.Flows != 300 || in.Retrans != 300 || in.FlowsRetrans != 300 {
 		t.Errorf("totals %+v, want 300 flows with one retransmission each", in.totals)
 	}
-	if ft := table(r, "tcp_flows"); ft == nil || ft.Note == "" {
+	if ft := analyzetest.Table(r, "tcp_flows"); ft == nil || ft.Note == "" {
 		t.Errorf("flows table does not report the eviction: %+v", ft)
 	}
 }
 
 // TestPacketAllocs proves a segment of a known connection allocates nothing.
 func TestPacketAllocs(t *testing.T) {
-	recs := decoded(t, benchFiles...)
+	recs := analyzetest.BenchRecords(t)
 	a := New()
 	for i := range recs {
 		a.Packet(&recs[i])
@@ -266,5 +267,5 @@ func TestPacketAllocs(t *testing.T) {
 
 // BenchmarkPacket measures the analyzer over the decoded corpus mix.
 func BenchmarkPacket(b *testing.B) {
-	benchPackets(b, New(), decoded(b, benchFiles...))
+	analyzetest.BenchPackets(b, New(), analyzetest.BenchRecords(b))
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/report"
 )
 
@@ -28,7 +29,7 @@ func oracle(t *testing.T, file string) wgOracle {
 	seen := map[string]bool{}
 	inits := map[string]string{} // sender -> frame
 	answered := map[string]bool{}
-	for _, r := range tshark(t, file, "wg", "frame.number", "wg.type", "wg.sender", "wg.receiver", "wg.counter", "udp.length") {
+	for _, r := range analyzetest.Tshark(t, file, "wg", "frame.number", "wg.type", "wg.sender", "wg.receiver", "wg.counter", "udp.length") {
 		typ, _ := strconv.Atoi(r[1])
 		switch typ {
 		case 1:
@@ -73,7 +74,7 @@ func oracle(t *testing.T, file string) wgOracle {
 // receiver index: packets, counter range, missing, duplicates, keepalives.
 func checkSessions(t *testing.T, rep *report.Report, o wgOracle) {
 	t.Helper()
-	rows := table(t, rep, "wireguard-sessions").Rows
+	rows := analyzetest.MustTable(t, rep, "wireguard-sessions").Rows
 	if len(rows) != len(o.sessions) {
 		t.Errorf("%d sessions, tshark shows %d", len(rows), len(o.sessions))
 	}
@@ -83,8 +84,8 @@ func checkSessions(t *testing.T, rep *report.Report, o wgOracle) {
 			t.Errorf("session %v not in tshark's output", row[0])
 			continue
 		}
-		if num(row[3]) != w.packets || row[4] != fmt.Sprintf("%d-%d", w.min, w.max) || num(row[5]) != w.max-w.min+1-w.distinct ||
-			num(row[8]) != w.packets-w.distinct || num(row[9]) != w.keepalives {
+		if analyzetest.Num(row[3]) != w.packets || row[4] != fmt.Sprintf("%d-%d", w.min, w.max) || analyzetest.Num(row[5]) != w.max-w.min+1-w.distinct ||
+			analyzetest.Num(row[8]) != w.packets-w.distinct || analyzetest.Num(row[9]) != w.keepalives {
 			t.Errorf("session %v: packets %v counters %v missing %v dups %v keepalives %v; tshark: %d %d-%d %d %d %d", row[0], row[3], row[4], row[5], row[8], row[9],
 				w.packets, w.min, w.max, w.max-w.min+1-w.distinct, w.packets-w.distinct, w.keepalives)
 		}
@@ -104,18 +105,18 @@ func TestCorpusMatchesTshark(t *testing.T) {
 		{"corelight_zeek-spicy-wireguard/wireguard.pcap", 2, 1},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			path := corpus(t, tc.file)
+			path := analyzetest.Corpus(t, tc.file)
 			o := oracle(t, path)
 			if len(o.sessions) != tc.sessions || o.initiations != tc.inits || o.answered != tc.inits || o.missing != 0 {
 				t.Fatalf("tshark oracle: %d sessions, %d initiations, %d answered, %d missing; want %d, %d, %d, 0",
 					len(o.sessions), o.initiations, o.answered, o.missing, tc.sessions, tc.inits, tc.inits)
 			}
-			rep := run(t, DefaultConfig(), path)
+			rep := analyzetest.Run(t, New(), path)
 			checkSessions(t, rep, o)
 			var inits, hs uint64
-			for _, row := range table(t, rep, "wireguard-peers").Rows {
-				inits += num(row[1])
-				hs += num(row[3])
+			for _, row := range analyzetest.MustTable(t, rep, "wireguard-peers").Rows {
+				inits += analyzetest.Num(row[1])
+				hs += analyzetest.Num(row[3])
 			}
 			if inits != o.initiations || hs != o.answered {
 				t.Errorf("initiations %d, handshakes %d; tshark: %d and %d", inits, hs, o.initiations, o.answered)
@@ -131,17 +132,17 @@ func TestCorpusMatchesTshark(t *testing.T) {
 // one session from the corelight capture: tshark then shows the missing
 // counters, and the analyzer reports exactly as many.
 func TestCounterGaps(t *testing.T) {
-	path := editcap(t, corpus(t, "corelight_zeek-spicy-wireguard/wireguard.pcap"), nil, "20-22", "30")
+	path := analyzetest.Editcap(t, analyzetest.Corpus(t, "corelight_zeek-spicy-wireguard/wireguard.pcap"), nil, "20-22", "30")
 	o := oracle(t, path)
 	if o.missing != 4 || o.dups != 0 {
 		t.Fatalf("tshark oracle: %d missing, %d duplicates; want 4 and 0", o.missing, o.dups)
 	}
-	rep := run(t, DefaultConfig(), path)
+	rep := analyzetest.Run(t, New(), path)
 	checkSessions(t, rep, o)
-	fs := findings(rep, "wireguard.counter-gaps")
+	fs := analyzetest.Findings(rep, "wireguard.counter-gaps")
 	var missing uint64
 	for _, f := range fs {
-		missing += num(f.Evidence["missing"])
+		missing += analyzetest.Num(f.Evidence["missing"])
 		if f.Severity != report.SeverityWarning || len(f.Frames) == 0 {
 			t.Errorf("finding %+v: want a warning (loss under 5%%) with frames", f)
 		}
@@ -155,14 +156,14 @@ func TestCounterGaps(t *testing.T) {
 // corelight capture: the initiation is then unanswered for 36 s, which
 // tshark confirms.
 func TestHandshakeUnanswered(t *testing.T) {
-	path := editcap(t, corpus(t, "corelight_zeek-spicy-wireguard/wireguard.pcap"), nil, "4")
+	path := analyzetest.Editcap(t, analyzetest.Corpus(t, "corelight_zeek-spicy-wireguard/wireguard.pcap"), nil, "4")
 	o := oracle(t, path)
 	if o.initiations != 1 || o.answered != 0 || len(o.unansweredInitFrames) != 1 {
 		t.Fatalf("tshark oracle: %d initiations, %d answered; want 1 and 0", o.initiations, o.answered)
 	}
-	rep := run(t, DefaultConfig(), path)
-	fs := findings(rep, "wireguard.handshake-unanswered")
-	if len(fs) != 1 || num(fs[0].Evidence["unanswered"]) != 1 || fs[0].Severity != report.SeverityWarning ||
+	rep := analyzetest.Run(t, New(), path)
+	fs := analyzetest.Findings(rep, "wireguard.handshake-unanswered")
+	if len(fs) != 1 || analyzetest.Num(fs[0].Evidence["unanswered"]) != 1 || fs[0].Severity != report.SeverityWarning ||
 		len(fs[0].Frames) != 1 || strconv.FormatUint(fs[0].Frames[0].Frame, 10) != o.unansweredInitFrames[0] {
 		t.Fatalf("want one warning with 1 unanswered initiation at frame %v, got %+v", o.unansweredInitFrames, fs)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/report"
 	"github.com/vpndiag/vpndiag/testdata/lab"
 )
@@ -133,7 +134,7 @@ func (l *wgLab) send(t *testing.T, count, rate int) {
 // counters returns tshark's transport counters per receiver index.
 func counters(t *testing.T, file string) map[string]map[uint64]bool {
 	m := map[string]map[uint64]bool{}
-	for _, r := range tshark(t, file, "wg.type == 4", "wg.receiver", "wg.counter") {
+	for _, r := range analyzetest.Tshark(t, file, "wg.type == 4", "wg.receiver", "wg.counter") {
 		c, _ := strconv.ParseUint(r[1], 10, 64)
 		if m[r[0]] == nil {
 			m[r[0]] = map[uint64]bool{}
@@ -179,19 +180,19 @@ func TestLabUnderlayLoss(t *testing.T) {
 	if receiver == "" || truth < 100 || truth > 320 {
 		t.Fatalf("truth from the captures: receiver %q lost %d of ~2000, want about 10%%", receiver, truth)
 	}
-	rep := run(t, DefaultConfig(), cb.File)
+	rep := analyzetest.Run(t, New(), cb.File)
 	var missing uint64
 	var sev report.Severity
-	for _, f := range findings(rep, "wireguard.counter-gaps") {
+	for _, f := range analyzetest.Findings(rep, "wireguard.counter-gaps") {
 		if strings.Contains(f.Where.Flow, receiver) {
-			missing, sev = num(f.Evidence["missing"]), f.Severity
+			missing, sev = analyzetest.Num(f.Evidence["missing"]), f.Severity
 		}
 	}
 	if missing != truth || sev != report.SeverityError {
 		t.Errorf("receiver %s: analyzer reports %d missing (%s), truth %d (error: loss >= 5%%)\n%+v", receiver, missing, sev, truth, rep.Findings)
 	}
 	// The sender's capture, before the loss, has no gaps at all.
-	if fs := findings(run(t, DefaultConfig(), ca.File), "wireguard.counter-gaps"); len(fs) != 0 {
+	if fs := analyzetest.Findings(analyzetest.Run(t, New(), ca.File), "wireguard.counter-gaps"); len(fs) != 0 {
 		t.Errorf("gaps on the sender's capture: %+v", fs)
 	}
 	t.Logf("receiver %s: %d counters lost, reported %d", receiver, truth, missing)
@@ -209,7 +210,7 @@ func TestLabDeadPeer(t *testing.T) {
 	if err := ca.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	rows := tshark(t, ca.File, "wg", "wg.type", "frame.time_epoch")
+	rows := analyzetest.Tshark(t, ca.File, "wg", "wg.type", "frame.time_epoch")
 	var last float64
 	for _, r := range rows {
 		ts, _ := strconv.ParseFloat(r[1], 64)
@@ -229,9 +230,9 @@ func TestLabDeadPeer(t *testing.T) {
 	if inits < 4 || old < 3 {
 		t.Fatalf("tshark: %d initiations, %d older than the grace; want at least 4 and 3", inits, old)
 	}
-	rep := run(t, DefaultConfig(), ca.File)
-	fs := findings(rep, "wireguard.handshake-unanswered")
-	if len(fs) != 1 || num(fs[0].Evidence["unanswered"]) != old || num(fs[0].Evidence["initiations"]) != inits || fs[0].Severity != report.SeverityError {
+	rep := analyzetest.Run(t, New(), ca.File)
+	fs := analyzetest.Findings(rep, "wireguard.handshake-unanswered")
+	if len(fs) != 1 || analyzetest.Num(fs[0].Evidence["unanswered"]) != old || analyzetest.Num(fs[0].Evidence["initiations"]) != inits || fs[0].Severity != report.SeverityError {
 		t.Fatalf("want one error with %d unanswered of %d initiations (tshark), got %+v", old, inits, fs)
 	}
 	if r := fs[0].Evidence["retry_interval_seconds"].(float64); r < 4.5 || r > 6.5 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vpndiag/vpndiag/analyze"
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 	"github.com/vpndiag/vpndiag/report"
 )
@@ -38,18 +39,18 @@ func TestRoaming(t *testing.T) {
 	}
 	rep := report.New("analyze", "test", time.Now())
 	a.Finish(rep, []analyze.InputInfo{{Name: "synthetic.pcap"}})
-	fs := findings(rep, "wireguard.roaming")
-	if len(fs) != 1 || num(fs[0].Evidence["roams"]) != 3 || fs[0].Severity != report.SeverityWarning || len(fs[0].Frames) != 3 {
+	fs := analyzetest.Findings(rep, "wireguard.roaming")
+	if len(fs) != 1 || analyzetest.Num(fs[0].Evidence["roams"]) != 3 || fs[0].Severity != report.SeverityWarning || len(fs[0].Frames) != 3 {
 		t.Fatalf("want one roaming warning with 3 roams, got %+v", fs)
 	}
-	row := table(t, rep, "wireguard-sessions").Rows[0]
-	if num(row[9]) != 6 || row[10] != 25.0 {
+	row := analyzetest.MustTable(t, rep, "wireguard-sessions").Rows[0]
+	if analyzetest.Num(row[9]) != 6 || row[10] != 25.0 {
 		t.Errorf("keepalives %v interval %v, want 6 every 25 s", row[9], row[10])
 	}
 }
 
 func corpusRecords(t testing.TB) []decode.Record {
-	return records(t, corpus(t, "ntop_nDPI/wireguard.pcap"), corpus(t, "corelight_zeek-spicy-wireguard/wireguard.pcap"))
+	return analyzetest.Records(t, analyzetest.Corpus(t, "ntop_nDPI/wireguard.pcap"), analyzetest.Corpus(t, "corelight_zeek-spicy-wireguard/wireguard.pcap"))
 }
 
 // TestPacketAllocs proves Packet does not allocate in steady state: once
