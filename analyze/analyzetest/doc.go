@@ -12,7 +12,7 @@
 //     (analyze.Pass) and reading the report: Run, Findings, Table, MustTable,
 //     NoWarnings, Num;
 //   - decoded records for allocation tests and benchmarks: Records,
-//     BenchRecords, BenchPackets.
+//     BenchRecords, PacketAllocs, PassAllocs, BenchPackets, BenchPasses.
 //
 // Every helper takes a testing.TB and fails the test (never skips) when what
 // it needs is missing. The packages analyze, analyze/decode and capture cannot

@@ -94,3 +94,48 @@ func BenchPackets(b *testing.B, a analyze.Analyzer, recs []decode.Record) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(count), "ns/packet")
 }
+
+// PacketAllocs feeds recs to a.Packet once to create the state of every
+// flow, then returns the average allocations of one Packet call over 2000
+// calls cycling through recs: zero for an analyzer whose hot path is
+// allocation-free in steady state.
+func PacketAllocs(a analyze.Analyzer, recs []decode.Record) float64 {
+	for i := range recs {
+		a.Packet(&recs[i])
+	}
+	n := 0
+	return testing.AllocsPerRun(2000, func() {
+		a.Packet(&recs[n%len(recs)])
+		n++
+	})
+}
+
+// PassAllocs feeds recs to a.Packet warm times (filling per-flow state and
+// bounded lists), then returns the average allocations of one more pass
+// over all of recs, measured over 20 passes.
+func PassAllocs(a analyze.Analyzer, recs []decode.Record, warm int) float64 {
+	for range warm {
+		for i := range recs {
+			a.Packet(&recs[i])
+		}
+	}
+	return testing.AllocsPerRun(20, func() {
+		for i := range recs {
+			a.Packet(&recs[i])
+		}
+	})
+}
+
+// BenchPasses feeds all of recs to a.Packet b.N times with their own times
+// (so repeated passes look like replays, not one long capture), reporting
+// allocations and ns/packet.
+func BenchPasses(b *testing.B, a analyze.Analyzer, recs []decode.Record) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range recs {
+			a.Packet(&recs[j])
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/packet")
+}

@@ -18,15 +18,7 @@ func floodRecords(t testing.TB) []decode.Record {
 // are known.
 func TestPacketAllocs(t *testing.T) {
 	recs := floodRecords(t)
-	a := New()
-	for i := range recs {
-		a.Packet(&recs[i])
-	}
-	if n := testing.AllocsPerRun(20, func() {
-		for i := range recs {
-			a.Packet(&recs[i])
-		}
-	}); n != 0 {
+	if n := analyzetest.PassAllocs(New(), recs, 1); n != 0 {
 		t.Fatalf("Packet allocated %.1f times per pass over %d records", n, len(recs))
 	}
 }
@@ -34,15 +26,5 @@ func TestPacketAllocs(t *testing.T) {
 // BenchmarkPacket measures the analyzer over a decoded flood (every
 // packet an attempt or an answer) and the IKE/WireGuard corpus.
 func BenchmarkPacket(b *testing.B) {
-	b.StopTimer()
-	recs := floodRecords(b)
-	a := New()
-	b.ReportAllocs()
-	b.StartTimer()
-	for i := 0; i < b.N; i++ {
-		for j := range recs {
-			a.Packet(&recs[j])
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/packet")
+	analyzetest.BenchPasses(b, New(), floodRecords(b))
 }

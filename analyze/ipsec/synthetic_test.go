@@ -132,29 +132,12 @@ func corpusRecords(t testing.TB) []decode.Record {
 // exchanges of the traffic are known (a second pass over the same records).
 func TestPacketAllocs(t *testing.T) {
 	recs := corpusRecords(t)
-	a := New()
-	for i := range recs {
-		a.Packet(&recs[i])
-	}
-	if n := testing.AllocsPerRun(20, func() {
-		for i := range recs {
-			a.Packet(&recs[i])
-		}
-	}); n != 0 {
+	if n := analyzetest.PassAllocs(New(), recs, 1); n != 0 {
 		t.Fatalf("Packet allocated %.1f times per pass over %d records", n, len(recs))
 	}
 }
 
 // BenchmarkPacket measures the analyzer over the decoded IKE/ESP corpus.
 func BenchmarkPacket(b *testing.B) {
-	recs := corpusRecords(b)
-	a := New()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for j := range recs {
-			a.Packet(&recs[j])
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/packet")
+	analyzetest.BenchPasses(b, New(), corpusRecords(b))
 }

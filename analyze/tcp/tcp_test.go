@@ -251,16 +251,7 @@ func TestEviction(t *testing.T) {
 
 // TestPacketAllocs proves a segment of a known connection allocates nothing.
 func TestPacketAllocs(t *testing.T) {
-	recs := analyzetest.BenchRecords(t)
-	a := New()
-	for i := range recs {
-		a.Packet(&recs[i])
-	}
-	n := 0
-	if avg := testing.AllocsPerRun(2000, func() {
-		a.Packet(&recs[n%len(recs)])
-		n++
-	}); avg != 0 {
+	if avg := analyzetest.PacketAllocs(New(), analyzetest.BenchRecords(t)); avg != 0 {
 		t.Errorf("Packet allocates %.2f times per packet in steady state", avg)
 	}
 }

@@ -57,31 +57,12 @@ func corpusRecords(t testing.TB) []decode.Record {
 // sessions are known and the bounded per-peer time lists are full.
 func TestPacketAllocs(t *testing.T) {
 	recs := corpusRecords(t)
-	a := New()
-	for pass := 0; pass < 300; pass++ {
-		for i := range recs {
-			a.Packet(&recs[i])
-		}
-	}
-	if n := testing.AllocsPerRun(20, func() {
-		for i := range recs {
-			a.Packet(&recs[i])
-		}
-	}); n != 0 {
+	if n := analyzetest.PassAllocs(New(), recs, 300); n != 0 {
 		t.Fatalf("Packet allocated %.1f times per pass over %d records", n, len(recs))
 	}
 }
 
 // BenchmarkPacket measures the analyzer over the decoded WireGuard corpus.
 func BenchmarkPacket(b *testing.B) {
-	recs := corpusRecords(b)
-	a := New()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for j := range recs {
-			a.Packet(&recs[j])
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/packet")
+	analyzetest.BenchPasses(b, New(), corpusRecords(b))
 }
