@@ -43,7 +43,7 @@ func (p pk) record() decode.Record {
 		ttl = 64
 	}
 	in := decode.Level{}
-	in.IP = decode.IP{Version: 4, Proto: proto, TTL: ttl, ID: uint32(p.id),
+	in.IP = decode.IP{Version: 4, Proto: proto, TTL: ttl, ID: uint32(p.id), HeaderLen: 20, TotalLen: uint16(28 + len(p.payload)),
 		Src: netip.MustParseAddr(p.src), Dst: netip.MustParseAddr(p.dst)}
 	in.L4 = decode.Transport{Proto: proto, SrcPort: p.sport, DstPort: p.dport, Seq: p.seq, Ack: p.ack,
 		PayloadLen: len(p.payload), Payload: p.payload}

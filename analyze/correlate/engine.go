@@ -33,6 +33,13 @@ type entry struct {
 	lastTup     tuple
 	tcpData     bool   // a TCP segment carrying data (or SYN/FIN)
 	tcpEnd      uint32 // its end: what an ACK covering it acknowledges
+	// Pairing through encrypted tunnels (pair.go).
+	plainLen uint16 // IP length of a plain packet, 0 if not pairable as one
+	encLen   uint16 // encrypted payload length
+	encKind  uint8  // tunnel kind of an encrypted packet, 0 if not encrypted
+	key2     uint64 // key of the encrypted packet merged into this one
+	paired   bool   // carries a merged encrypted packet (or was merged: dead)
+	dead     bool   // merged into another entry: not accounted on its own
 }
 
 // patKey identifies a path pattern of a class: the hops that saw a packet,
@@ -42,6 +49,9 @@ type patKey struct {
 	class uint32
 	seq   uint64
 	cens  uint16
+	// paired patterns (a plain packet and its encrypted carrier) take the
+	// class's path through the tunnel; the others the plain path.
+	paired bool
 	// acked are hops that did not see this TCP data segment but saw the
 	// receiver acknowledge it: their capture missed it.
 	acked uint16
@@ -104,6 +114,12 @@ type engine struct {
 	tunnels  tunnelTable
 	acks     map[ackKey]uint32
 	entries  uint64
+	// Pairing (pair.go): the next entry to decide, encrypted entries in
+	// the ring, the pair window, pairs made.
+	pcur    uint64
+	encLive int
+	pairWin int64
+	pairs   uint64
 	// late are packets last seen within the window before some hop's
 	// capture ended; whether that hop should have seen them is decided at
 	// the end, from the delays observed on the segment (see settleLate).
@@ -129,6 +145,7 @@ func newEngine(nh int, window int64) *engine {
 		hops:     make([]hopStats, nh),
 		acks:     map[ackKey]uint32{},
 		now:      math.MinInt64,
+		pairWin:  int64(DefaultPairWindow),
 	}
 	e.classes.init()
 	e.nat.init()
@@ -147,6 +164,9 @@ func (e *engine) add(h int, s *sighting) {
 	t := s.t
 	if t > e.now {
 		e.now = t
+		if e.pairWin > 0 {
+			e.pair(false)
+		}
 		e.expire(false)
 	}
 	if s.encKind != 0 {
@@ -161,7 +181,7 @@ func (e *engine) add(h int, s *sighting) {
 	}
 	if seq, ok := e.idx[s.key]; ok && seq >= e.head {
 		en := &e.ring[seq&e.mask]
-		if en.key == s.key && t-en.last <= e.window {
+		if (en.key == s.key || en.key2 == s.key) && t-en.last <= e.window {
 			bit := uint16(1) << uint(h)
 			if en.seen&bit != 0 {
 				hs.dups++
@@ -175,7 +195,7 @@ func (e *engine) add(h int, s *sighting) {
 			if en.n > 0 {
 				prev = &en.s[en.n-1]
 			}
-			if prev.tupH != s.tupH {
+			if prev.tupH != s.tupH && !en.paired {
 				e.nat.record(prev.hop, &en.lastTup, uint8(h), &s.tup)
 			}
 			en.lastTup = s.tup
@@ -193,7 +213,11 @@ func (e *engine) add(h int, s *sighting) {
 	e.tail++
 	en := &e.ring[seq&e.mask]
 	*en = entry{key: s.key, first: t, last: t, n: 1, seen: uint16(1) << uint(h), lastTup: s.tup,
-		class: e.classes.lookup(s), tcpData: s.tcpData, tcpEnd: s.tcpEnd}
+		class: e.classes.lookup(s), tcpData: s.tcpData, tcpEnd: s.tcpEnd,
+		plainLen: s.plainLen, encLen: s.encLen, encKind: s.encKind}
+	if s.encKind != 0 {
+		e.encLive++
+	}
 	en.s[0] = sightRec{t: t, frame: s.frame, tupH: s.tupH, hop: uint8(h), tunnel: s.tunnel, ttl: s.ttl}
 	e.idx[s.key] = seq
 	e.entries++
@@ -244,14 +268,27 @@ func (e *engine) grow() {
 // expire finalizes the packets whose last sighting is older than the
 // window (all of them when flush is set).
 func (e *engine) expire(flush bool) {
+	if flush && e.pairWin > 0 {
+		e.pair(true)
+	}
 	for e.head < e.tail {
 		en := &e.ring[e.head&e.mask]
 		if !flush && e.now-en.last <= e.window {
 			return
 		}
-		e.finalize(en)
+		if !en.dead {
+			e.finalize(en)
+		}
+		if en.encKind != 0 {
+			e.encLive--
+		}
 		if s, ok := e.idx[en.key]; ok && s == e.head {
 			delete(e.idx, en.key)
+		}
+		if en.key2 != 0 {
+			if s, ok := e.idx[en.key2]; ok && s == e.head {
+				delete(e.idx, en.key2)
+			}
 		}
 		e.head++
 	}
@@ -262,8 +299,9 @@ func (e *engine) expire(flush bool) {
 // touched it.
 func (e *engine) finalize(en *entry) {
 	// Path order: the TTL only decreases along a path, so a higher TTL was
-	// seen earlier whatever the clocks say; equal TTLs go by time.
-	for i := 1; i < int(en.n); i++ {
+	// seen earlier whatever the clocks say; equal TTLs go by time. A
+	// paired packet's TTLs are of two different IP headers: time only.
+	for i := 1; i < int(en.n) && !en.paired; i++ {
 		for j := i; j > 0 && en.s[j].ttl > en.s[j-1].ttl; j-- {
 			en.s[j], en.s[j-1] = en.s[j-1], en.s[j]
 		}
@@ -281,7 +319,7 @@ func (e *engine) finalize(en *entry) {
 			ends |= 1 << uint(h)
 		}
 	}
-	pk := patKey{class: en.class, seq: seq, cens: cens}
+	pk := patKey{class: en.class, seq: seq, cens: cens, paired: en.paired}
 	if en.tcpData {
 		pk.acked = e.ackedAt(en)
 	}
@@ -307,7 +345,7 @@ func (e *engine) finalize(en *entry) {
 			continue
 		}
 		pr := &en.s[i-1]
-		if pr.tupH != sr.tupH {
+		if pr.tupH != sr.tupH && !en.paired {
 			nat = true
 		}
 		sk := segKey{class: en.class, a: pr.hop, b: sr.hop}

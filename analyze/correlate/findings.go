@@ -259,35 +259,76 @@ func (r *Result) captureFindings(rep *report.Report, opt Options) {
 	}
 }
 
-func (r *Result) tunnelFindings(rep *report.Report, opt Options) {
+// tunnelGroup is one encrypted tunnel direction at one hop over all its
+// SPIs or receiver indexes (a tunnel rekeys: WireGuard every 2 minutes).
+type tunnelGroup struct {
+	hop, kind, dst             string
+	ids                        []uint32
+	packets, expected, missing uint64
+}
+
+func (r *Result) tunnelGroups() []*tunnelGroup {
+	var out []*tunnelGroup
+	by := map[[3]string]*tunnelGroup{}
 	for _, t := range r.Tunnels {
-		if t.Expected == 0 || t.Missing < uint64(opt.MinLost) || float64(t.Missing)/float64(t.Expected) < opt.MinLossRatio {
+		k := [3]string{t.Hop, t.Kind, t.Dst}
+		g := by[k]
+		if g == nil {
+			g = &tunnelGroup{hop: t.Hop, kind: t.Kind, dst: t.Dst}
+			by[k] = g
+			out = append(out, g)
+		}
+		g.ids = append(g.ids, t.ID)
+		g.packets += t.Packets
+		g.expected += t.Expected
+		g.missing += t.Missing
+	}
+	return out
+}
+
+func (r *Result) tunnelFindings(rep *report.Report, opt Options) {
+	groups := r.tunnelGroups()
+	for _, t := range groups {
+		if t.expected == 0 || t.missing < uint64(opt.MinLost) || float64(t.missing)/float64(t.expected) < opt.MinLossRatio {
 			continue
 		}
-		ratio := float64(t.Missing) / float64(t.Expected)
+		ratio := float64(t.missing) / float64(t.expected)
 		name := "SPI"
-		if t.Kind == "wireguard" {
+		if t.kind == "wireguard" {
 			name = "receiver index"
 		}
-		where := &report.Where{Hop: t.Hop, Class: fmt.Sprintf("%s to %s", t.Kind, t.Dst)}
+		ids := make([]string, len(t.ids))
+		for i, id := range t.ids {
+			ids[i] = fmt.Sprintf("0x%08x", id)
+		}
+		if len(ids) > 1 {
+			name += "es"
+			if name == "SPIes" {
+				name = "SPIs"
+			}
+		}
+		where := &report.Where{Hop: t.hop, Class: fmt.Sprintf("%s to %s", t.kind, t.dst)}
 		upstream := ""
-		for _, u := range r.Tunnels {
-			if u.Kind == t.Kind && u.ID == t.ID && u.Hop != t.Hop && u.Missing < t.Missing {
-				upstream = u.Hop
-				where.Segment = &report.Segment{From: u.Hop, To: t.Hop}
+		for _, u := range groups {
+			if u.kind == t.kind && u.dst == t.dst && u.hop != t.hop && u.missing < t.missing && u.packets > 0 {
+				upstream = u.hop
+				where.Segment = &report.Segment{From: u.hop, To: t.hop}
 				break
 			}
 		}
-		summary := fmt.Sprintf("%s of %s packets to %s (%s 0x%08x) never reached %s: %d of %d sequence numbers missing",
-			pct(ratio), t.Kind, t.Dst, name, t.ID, t.Hop, t.Missing, t.Expected)
+		summary := fmt.Sprintf("%s of %s packets to %s (%s %s) never reached %s: %d of %d sequence numbers missing",
+			pct(ratio), t.kind, t.dst, name, strings.Join(ids, ", "), t.hop, t.missing, t.expected)
 		if upstream != "" {
-			summary += fmt.Sprintf("; %s saw them, so they were lost %s", upstream, segmentPhrase(upstream, t.Hop))
+			summary += fmt.Sprintf("; %s saw them, so they were lost %s", upstream, segmentPhrase(upstream, t.hop))
+		}
+		ev := map[string]any{"kind": t.kind, "id": t.ids[0], "expected": t.expected, "missing": t.missing,
+			"packets": t.packets, "loss_ratio": round(ratio, 4)}
+		if len(t.ids) > 1 {
+			ev["ids"] = t.ids
 		}
 		rep.Add(report.Finding{ID: "trace.tunnel-loss", Severity: report.SeverityError,
-			Title:   fmt.Sprintf("Encrypted tunnel packets lost before %s", t.Hop),
-			Summary: summary, Where: where,
-			Evidence: map[string]any{"kind": t.Kind, "id": t.ID, "expected": t.Expected, "missing": t.Missing,
-				"packets": t.Packets, "loss_ratio": round(ratio, 4)},
+			Title:   fmt.Sprintf("Encrypted tunnel packets lost before %s", t.hop),
+			Summary: summary, Where: where, Evidence: ev,
 			Remedy: "The underlay loses encrypted packets: run vpndiag probe compare between the tunnel endpoints, " +
 				"and check the underlay path (MTU, rate limits on the tunnel's port, ISP loss).",
 		})
@@ -487,6 +528,7 @@ func (r *Result) data(rep *report.Report) {
 	}
 	if r.Tunnels != nil {
 		rep.SetData("tunnels", r.Tunnels)
+		rep.SetData("tunnel_pairs", r.TunnelPairs)
 	}
 	rep.SetData("window_ms", ms(r.WindowNs))
 }

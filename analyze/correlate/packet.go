@@ -35,9 +35,13 @@ type sighting struct {
 	// direction it acknowledges (the reversed 5-tuple).
 	tcpData bool
 	tcpEnd  uint32
-	hasAck  bool
-	ack     uint32
-	ackFlow uint64
+	// Pairing through encrypted tunnels: the IP length of a plain packet
+	// (not tunnelled, not a fragment), or the encrypted payload length.
+	plainLen uint16
+	encLen   uint16
+	hasAck   bool
+	ack      uint32
+	ackFlow  uint64
 }
 
 // mix folds v into h (a 64-bit multiply-xorshift; good enough to spread
@@ -92,6 +96,9 @@ func (s *sighting) fill(r *decode.Record) {
 	}
 	ip := &l.IP
 	s.ttl = ip.TTL
+	if r.NumTunnel == 0 && !ip.Fragment {
+		s.plainLen = ip.TotalLen
+	}
 	if r.NumTunnel > 0 {
 		s.tunnel = uint8(r.Tunnels[0].Kind)
 		for i := 0; i < int(r.NumTunnel); i++ {
@@ -102,6 +109,7 @@ func (s *sighting) fill(r *decode.Record) {
 				if tn.Kind == decode.TunnelWireGuard {
 					s.encSeq = tn.Counter
 				}
+				s.encLen = uint16(min(l.L4.PayloadLen, 65535))
 			}
 		}
 	}

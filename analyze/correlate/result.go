@@ -79,6 +79,9 @@ type Result struct {
 	Reference        int // index of the reference hop for clock offsets
 	Packets          uint64
 	Classes          int
+	// TunnelPairs counts plain packets paired with the encrypted tunnel
+	// packet carrying them (by size and timing, where unambiguous).
+	TunnelPairs uint64
 }
 
 // paths infers, per class, the next hop after each hop from the sightings of
@@ -92,18 +95,22 @@ func (e *engine) paths(names []string) ([]Segment, []uint64, []uint64) {
 	e.settleLate()
 	nc := len(e.classes.list)
 	// trans[c][a][b] counts consecutive sightings a->b.
-	trans := make([][]uint64, nc)
+	// trans[2*c+p] counts consecutive sightings a->b of class c's packets,
+	// p=1 for packets paired with their encrypted carrier (their path goes
+	// through the tunnel's underlay hops), p=0 for the others.
+	trans := make([][]uint64, 2*nc)
 	for pk, p := range e.patterns {
+		ci := 2*int(pk.class) + int(b2u(pk.paired))
 		for i := 0; i < maxSight-1; i++ {
 			a := (pk.seq >> (4 * uint(i))) & 15
 			b := (pk.seq >> (4 * uint(i+1))) & 15
 			if a == 0 || b == 0 {
 				break
 			}
-			if trans[pk.class] == nil {
-				trans[pk.class] = make([]uint64, e.nh*e.nh)
+			if trans[ci] == nil {
+				trans[ci] = make([]uint64, e.nh*e.nh)
 			}
-			trans[pk.class][int(a-1)*e.nh+int(b-1)] += p.count
+			trans[ci][int(a-1)*e.nh+int(b-1)] += p.count
 		}
 	}
 	succOf := func(tr []uint64, a int) int {
@@ -115,38 +122,42 @@ func (e *engine) paths(names []string) ([]Segment, []uint64, []uint64) {
 		}
 		return best
 	}
-	// Fallback for a hop with no successor in its class: classes towards
-	// the same address in the same direction (all of a class may be lost).
+	// Fallback for a hop with no successor in its class: the class's
+	// other (paired or not) path, then classes towards the same address
+	// in the same direction (all of a class may be lost).
 	type dstKey struct {
 		addr [16]byte
 		from bool
 	}
 	byDst := map[dstKey][]uint64{}
-	for c := 0; c < nc; c++ {
-		if trans[c] == nil {
+	for ci := 0; ci < 2*nc; ci++ {
+		if trans[ci] == nil {
 			continue
 		}
-		k := e.classes.list[c].key
+		k := e.classes.list[ci/2].key
 		dk := dstKey{k.addr, k.from}
 		if byDst[dk] == nil {
 			byDst[dk] = make([]uint64, e.nh*e.nh)
 		}
-		for i, n := range trans[c] {
+		for i, n := range trans[ci] {
 			byDst[dk][i] += n
 		}
 	}
-	succ := make([][]int, nc)
-	for c := 0; c < nc; c++ {
-		succ[c] = make([]int, e.nh)
-		k := e.classes.list[c].key
+	succ := make([][]int, 2*nc)
+	for ci := 0; ci < 2*nc; ci++ {
+		succ[ci] = make([]int, e.nh)
+		k := e.classes.list[ci/2].key
 		fb := byDst[dstKey{k.addr, k.from}]
 		for a := 0; a < e.nh; a++ {
-			succ[c][a] = -1
-			if trans[c] != nil {
-				succ[c][a] = succOf(trans[c], a)
+			succ[ci][a] = -1
+			if trans[ci] != nil {
+				succ[ci][a] = succOf(trans[ci], a)
 			}
-			if succ[c][a] < 0 && fb != nil && !k.other {
-				succ[c][a] = succOf(fb, a)
+			if other := trans[ci^1]; succ[ci][a] < 0 && other != nil {
+				succ[ci][a] = succOf(other, a)
+			}
+			if succ[ci][a] < 0 && fb != nil && !k.other {
+				succ[ci][a] = succOf(fb, a)
 			}
 		}
 	}
@@ -182,6 +193,9 @@ func (e *engine) paths(names []string) ([]Segment, []uint64, []uint64) {
 		if a.cens != b.cens {
 			return a.cens < b.cens
 		}
+		if a.paired != b.paired {
+			return !a.paired
+		}
 		return a.acked < b.acked
 	})
 	for _, pk := range keys {
@@ -196,7 +210,7 @@ func (e *engine) paths(names []string) ([]Segment, []uint64, []uint64) {
 			hops = append(hops, int(h-1))
 			in |= 1 << (h - 1)
 		}
-		sc := succ[pk.class]
+		sc := succ[2*int(pk.class)+int(b2u(pk.paired))]
 		for i, a := range hops {
 			s := sc[a]
 			if s < 0 || in&(1<<uint(s)) != 0 && (i+1 >= len(hops) || hops[i+1] != s) {

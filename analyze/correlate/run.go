@@ -32,6 +32,7 @@ const (
 	DefaultSampleSize   = 100000
 	DefaultMinLost      = 3
 	DefaultMinLossRatio = 0.01
+	DefaultPairWindow   = time.Millisecond
 	// minOffsetMatches is how many packets two hops must share in the
 	// sample for their clock offset to be estimated.
 	minOffsetMatches = 3
@@ -48,6 +49,10 @@ type Options struct {
 	// MinLost and MinLossRatio are the thresholds of a trace.loss finding.
 	MinLost      int
 	MinLossRatio float64
+	// PairWindow is how far apart (after clock correction) a plain packet
+	// and the encrypted tunnel packet carrying it may be first seen to be
+	// paired (see pair.go); negative disables pairing.
+	PairWindow time.Duration
 	// Reference is the index of the hop whose clock the others are
 	// corrected to (default 0, the first hop).
 	Reference int
@@ -68,6 +73,9 @@ func (o *Options) defaults() {
 	}
 	if o.MinLossRatio <= 0 {
 		o.MinLossRatio = DefaultMinLossRatio
+	}
+	if o.PairWindow == 0 {
+		o.PairWindow = DefaultPairWindow
 	}
 }
 
@@ -166,6 +174,7 @@ func run(ctx context.Context, names []string, open func(int) (recordSource, erro
 		}
 	}
 	e := newEngine(nh, int64(opt.Window))
+	e.pairWin = int64(opt.PairWindow)
 	recs := make([]decode.Record, nh)
 	heads := make([]sighting, nh)
 	live := make([]bool, nh)
@@ -275,6 +284,7 @@ func (r *Result) fill(e *engine, names []string) {
 	segs, missed, ackMissed := e.paths(names)
 	r.Segments = segs
 	r.Classes = len(e.classes.list)
+	r.TunnelPairs = e.pairs
 	for i := range r.Hops {
 		h := &r.Hops[i]
 		hs := &e.hops[i]

@@ -47,6 +47,7 @@ type traceData struct {
 		NATMappings []correlate.NATMapping     `json:"nat_mappings"`
 		NATTotal    int                        `json:"nat_mappings_total"`
 		Tunnels     []correlate.TunnelCounters `json:"tunnels"`
+		TunnelPairs uint64                     `json:"tunnel_pairs"`
 	} `json:"data"`
 }
 

@@ -147,37 +147,35 @@ func TestTraceLabWireGuardUnderlayLoss(t *testing.T) {
 	if dropped < 200 || dropped > 420 {
 		t.Fatalf("nft dropped %d of ~3000 tunnel packets, want about 10%%", dropped)
 	}
-	if keep := os.Getenv("VD_KEEP"); keep != "" {
-		for _, a := range args {
-			_, f, _ := strings.Cut(a, "=")
-			exec.Command("cp", f, keep).Run()
-		}
-	}
 	d := runTraceJSON(t, exitFindings, args...)
-	text, _, _ := vpndiag(t, append([]string{"trace"}, args...)...)
-	t.Logf("nft dropped %d\n%s", dropped, text)
+	if testing.Verbose() {
+		text, _, _ := vpndiag(t, append([]string{"trace"}, args...)...)
+		t.Log(text)
+	}
 
-	// WireGuard counters: the receiver index of a -> b at both underlay hops.
-	var atA, atB *struct{ missing, expected, packets uint64 }
+	// WireGuard counters of the direction a -> b at both underlay hops,
+	// over every receiver index (a handshake during the run changes it).
+	type sum struct{ missing, expected, packets uint64 }
+	counters := map[string]*sum{}
 	for _, c := range d.Data.Tunnels {
 		if c.Kind != "wireguard" || c.Dst != "198.18.41.2" {
 			continue
 		}
-		v := &struct{ missing, expected, packets uint64 }{c.Missing, c.Expected, c.Packets}
-		switch c.Hop {
-		case "a-under":
-			atA = v
-		case "b-under":
-			atB = v
+		if counters[c.Hop] == nil {
+			counters[c.Hop] = &sum{}
 		}
+		x := counters[c.Hop]
+		x.missing, x.expected, x.packets = x.missing+c.Missing, x.expected+c.Expected, x.packets+c.Packets
 	}
+	atA, atB := counters["a-under"], counters["b-under"]
 	if atA == nil || atB == nil {
-		t.Fatalf("tunnel counters %+v, want the a -> b receiver index at a-under and b-under", d.Data.Tunnels)
+		t.Fatalf("tunnel counters %+v, want the a -> b direction at a-under and b-under", d.Data.Tunnels)
 	}
 	if atA.missing != 0 || atA.packets < 3000 {
 		t.Errorf("a-under: %+v, want at least 3000 packets, none missing (before the loss)", *atA)
 	}
-	if math.Abs(float64(atB.missing)-float64(dropped)) > 0.01*float64(dropped)+3 {
+	near := func(got uint64) bool { return math.Abs(float64(got)-float64(dropped)) <= 0.01*float64(dropped)+3 }
+	if !near(atB.missing) {
 		t.Errorf("b-under: %d counters missing, nft dropped %d", atB.missing, dropped)
 	}
 	var tl int
@@ -187,34 +185,60 @@ func TestTraceLabWireGuardUnderlayLoss(t *testing.T) {
 		}
 		tl++
 		if f.Where.Hop != "b-under" || f.Where.Segment == nil || f.Where.Segment.From != "a-under" || f.Where.Segment.To != "b-under" ||
-			f.Where.Class != "wireguard to 198.18.41.2" {
-			t.Errorf("trace.tunnel-loss where %+v (segment %+v), want b-under, a-under -> b-under, wireguard to 198.18.41.2", f.Where, f.Where.Segment)
+			f.Where.Class != "wireguard to 198.18.41.2" || !near(uint64(f.Evidence["missing"].(float64))) {
+			t.Errorf("trace.tunnel-loss where %+v (segment %+v) evidence %v, want b-under, a-under -> b-under, wireguard to 198.18.41.2, %d missing",
+				f.Where, f.Where.Segment, f.Evidence, dropped)
 		}
 	}
 	if tl != 1 {
-		t.Errorf("%d trace.tunnel-loss findings, want 1", tl)
+		t.Errorf("%d trace.tunnel-loss findings, want 1 (one tunnel direction)", tl)
 	}
-	// The encrypted packets themselves, matched on the underlay.
-	s := d.segment(t, "a-under", "b-under", "UDP to 198.18.41.2:51820")
-	if s.Tunnel != "wireguard" || math.Abs(float64(s.Lost)-float64(dropped)) > 0.01*float64(dropped)+3 || s.Sent < 3000 {
-		t.Errorf("underlay WireGuard segment %+v, want tunnel wireguard, at least 3000 sent, %d lost (nft)", s, dropped)
+	// Plain packets paired with their WireGuard packets (by size and
+	// timing) take the path c -> a-under -> b-under -> d: their loss is on
+	// the underlay segment for the inner class. The rest (the sender's
+	// bursts are too dense to pair) stay as the WireGuard class on the
+	// underlay and the inner class from c to d. Every dropped packet is
+	// in exactly one of the two underlay rows.
+	const inner, outer = "UDP to 198.18.42.2:9000", "UDP to 198.18.41.2:51820"
+	if d.Data.TunnelPairs < 1000 {
+		t.Errorf("%d of 3000 plain packets paired with their WireGuard packet, want at least 1000", d.Data.TunnelPairs)
 	}
-	found := false
-	for _, f := range d.Findings {
-		if f.ID == "trace.loss" && f.Where.Class == "UDP to 198.18.41.2:51820" {
-			found = f.Where.Segment.From == "a-under" && f.Where.Segment.To == "b-under"
+	var innerUnder, outerUnder, innerLAN uint64
+	for _, x := range d.Data.Segments {
+		switch {
+		case x.From == "a-under" && x.To == "b-under" && x.Class == inner:
+			innerUnder = x.Lost
+			if x.Tunnel != "wireguard" {
+				t.Errorf("inner class on the underlay %+v, want tunnel wireguard", x)
+			}
+		case x.From == "a-under" && x.To == "b-under" && x.Class == outer:
+			outerUnder = x.Lost
+		case x.From == "c" && x.To == "d" && x.Class == inner:
+			innerLAN = x.Lost
+		case x.From == "b-under" && x.To == "d" && x.Class == inner && x.Lost <= 3:
+			// wireguard-go coalesces received datagrams of a flow into
+			// one UDP GSO packet (its GRO ignores IP IDs, so also the two
+			// on both sides of a lost one); b's kernel splits it again
+			// with consecutive IDs, so the second datagram reaches d with
+			// another IP ID than it left c with, and does not match: a
+			// few packets per run.
+		case x.Lost != 0:
+			t.Errorf("loss elsewhere: %+v", x)
 		}
 	}
-	if !found {
-		t.Errorf("no trace.loss on a-under -> b-under for the WireGuard class: %+v", d.Findings)
+	// Unpaired packets the underlay lost are also lost between c and d;
+	// a few more are (the IP ID change described above).
+	if !near(innerUnder+outerUnder) || innerLAN+3 < outerUnder || innerLAN > outerUnder+uint64(dropped)/20+3 {
+		t.Errorf("lost on the underlay: %d paired + %d unpaired; unpaired between c and d %d; nft dropped %d", innerUnder, outerUnder, innerLAN, dropped)
+	}
+	t.Logf("nft dropped %d; WireGuard counters missing %d; %d pairs; lost on a-under -> b-under: %d paired (%s), %d unpaired (%s); %d unpaired lost between c and d",
+		dropped, atB.missing, d.Data.TunnelPairs, innerUnder, inner, outerUnder, outer, innerLAN)
+	from, to, _, _ := d.lossFinding(t)
+	if from != "a-under" || to != "b-under" {
+		t.Errorf("top trace.loss %s -> %s, want the underlay segment a-under -> b-under", from, to)
 	}
 	if p := d.segment(t, "a-under", "b-under", "ICMP to 198.18.41.2"); p.Sent != 30 || p.Lost != 0 {
 		t.Errorf("underlay ICMP %+v, want 30 sent, none lost", p)
-	}
-	for _, x := range d.Data.Segments {
-		if x.Lost != 0 && x.Class != "UDP to 198.18.41.2:51820" && x.Class != "UDP to 198.18.42.2:9000" {
-			t.Errorf("loss in another class: %+v", x)
-		}
 	}
 }
 
