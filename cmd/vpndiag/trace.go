@@ -41,7 +41,11 @@ tunnels (VXLAN, GENEVE, GRE, IP-in-IP: the inner packet at the underlay hop matc
 plain packet at the LAN hop) — and reports, per segment (a hop and the next hop on a traffic
 class's path) and per traffic class, packets sent, received and lost, one-way delay p50/p99
 and reordering. Encrypted tunnels (ESP, WireGuard) are matched on the underlay and their
-sequence numbers/counters show loss between the tunnel ends.
+sequence numbers/counters show loss between the tunnel ends; a plain packet is paired with
+the encrypted packet carrying it by size and timing where that is unambiguous, so its class
+gets the path through the tunnel. Retransmissions are not loss; packets a capture missed
+(its drop counters, packets seen before and after it, TCP data it saw acknowledged but
+never saw) are reported as capture loss, apart from network loss.
 
 Hops may be given in any order; each class's path is inferred from where and when its packets
 were seen. Clocks of different machines are aligned from the matched packets (offset and
