@@ -50,8 +50,9 @@ type framer struct {
 	iface int // index into src.ifaces
 
 	// pcap
-	started bool
-	maxCap  uint32
+	started  bool
+	maxCap   uint32
+	nsFactor uint32 // nanoseconds per timestamp fraction unit: 1000 (microsecond pcap) or 1
 
 	// pcapng
 	sectionBase   int // index in src.ifaces of the current section's interface 0

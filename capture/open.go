@@ -61,6 +61,9 @@ func NewReader(name string, r io.Reader, size int64) (Source, error) {
 //
 // The framer hands pcapgo one complete, validated record at a time, so
 // pcapgo never sees damaged input and Frame.Offset is exact (see framer).
+// pcap records after the file header skip pcapgo: the framer has already
+// parsed and checked them, so Next serves their bytes straight from the
+// buffer (framer.nextPcap).
 type fileSource struct {
 	name   string
 	format string
@@ -260,11 +263,7 @@ func (s *fileSource) Next(f *Frame) error {
 		err  error
 	)
 	if s.pcap != nil {
-		d, c, e := s.pcap.ZeroCopyReadPacketData()
-		data, err = d, e
-		if e == nil {
-			ts = c.Timestamp.UnixNano()
-		}
+		data, ts, err = s.fr.nextPcap()
 	} else {
 		d, c, e := s.ng.ZeroCopyReadPacketData()
 		data, err = d, e
