@@ -59,7 +59,8 @@ type patKey struct {
 
 type patStat struct {
 	count    uint64
-	examples []uint64 // frames at the last hop that saw packets of this pattern
+	examples []uint64    // frames at the last hop that saw packets of this pattern
+	series   *lossSeries // packets per interval of time; nil beyond maxSeriesPatterns
 }
 
 // segKey is a pair of consecutive sightings (class, from hop, to hop).
@@ -124,10 +125,13 @@ type engine struct {
 	// capture ended; whether that hop should have seen them is decided at
 	// the end, from the delays observed on the segment (see settleLate).
 	late []lateEntry
+	// loss is the interval grid of the patterns' time series (lossseries.go).
+	loss lossClock
 }
 
 type lateEntry struct {
 	pk      patKey
+	first   int64
 	last    int64
 	lastHop uint8
 	frame   uint64
@@ -298,6 +302,9 @@ func (e *engine) expire(flush bool) {
 // the delays between consecutive sightings, and whether NAT or a tunnel
 // touched it.
 func (e *engine) finalize(en *entry) {
+	if !e.loss.set {
+		e.loss.start(e.firstStart())
+	}
 	// Path order: the TTL only decreases along a path, so a higher TTL was
 	// seen earlier whatever the clocks say; equal TTLs go by time. A
 	// paired packet's TTLs are of two different IP headers: time only.
@@ -324,9 +331,9 @@ func (e *engine) finalize(en *entry) {
 		pk.acked = e.ackedAt(en)
 	}
 	if ends != 0 {
-		e.late = append(e.late, lateEntry{pk: pk, last: en.last, lastHop: en.s[en.n-1].hop, frame: en.s[en.n-1].frame, ends: ends})
+		e.late = append(e.late, lateEntry{pk: pk, first: en.first, last: en.last, lastHop: en.s[en.n-1].hop, frame: en.s[en.n-1].frame, ends: ends})
 	} else {
-		e.count(pk, en.s[en.n-1].frame)
+		e.count(pk, en.s[en.n-1].frame, en.first)
 	}
 	c := &e.classes.list[en.class]
 	c.packets++
@@ -379,14 +386,29 @@ func (e *engine) finalize(en *entry) {
 	}
 }
 
-// count adds one packet to its path pattern.
-func (e *engine) count(pk patKey, frame uint64) {
+// firstStart is the earliest corrected time any hop's capture started at.
+func (e *engine) firstStart() int64 {
+	t := int64(math.MaxInt64)
+	for _, s := range e.start {
+		t = min(t, s)
+	}
+	if t == math.MaxInt64 {
+		t = e.now
+	}
+	return t
+}
+
+// count adds one packet, first seen at first, to its path pattern.
+func (e *engine) count(pk patKey, frame uint64, first int64) {
 	p := e.patterns[pk]
 	if p == nil {
-		p = &patStat{}
+		p = &patStat{series: e.loss.newSeries()}
 		e.patterns[pk] = p
 	}
 	p.count++
+	if p.series != nil {
+		e.loss.add(p.series, first)
+	}
 	if len(p.examples) < 5 {
 		p.examples = append(p.examples, frame)
 	}
@@ -435,7 +457,7 @@ func (e *engine) settleLate() {
 		}
 		pk := l.pk
 		pk.cens = cens
-		e.count(pk, l.frame)
+		e.count(pk, l.frame, l.first)
 	}
 	e.late = nil
 }

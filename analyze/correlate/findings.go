@@ -165,6 +165,11 @@ func (r *Result) lossFindings(rep *report.Report, opt Options, files map[string]
 	}
 }
 
+// Control returns the class that shows a lossy segment's loss is specific
+// (the control of its trace.loss finding), nil when there is none; same
+// reports whether it crossed the same segment.
+func (r *Result) Control(s *Segment) (c *Segment, same bool) { return r.control(s) }
+
 // control is a class that shows the loss is specific: preferably one that
 // crossed the same segment with the most packets and lost none; else one of
 // the same protocol and direction, seen at the segment's first hop, that

@@ -63,6 +63,12 @@ type Segment struct {
 	Examples []uint64
 
 	ck classKey
+	// series are the time series of the patterns behind Sent and Lost;
+	// partial is set when some of those patterns have none (lossseries.go).
+	series  []seriesRef
+	partial bool
+	// hist is the one-way delay histogram behind the delay figures.
+	hist *histogram
 }
 
 // Result is the outcome of a trace.
@@ -82,6 +88,9 @@ type Result struct {
 	// TunnelPairs counts plain packets paired with the encrypted tunnel
 	// packet carrying them (by size and timing, where unambiguous).
 	TunnelPairs uint64
+
+	// The loss-over-time interval grid (lossseries.go).
+	lossOrigin, lossWidth int64
 }
 
 // paths infers, per class, the next hop after each hop from the sightings of
@@ -224,6 +233,7 @@ func (e *engine) paths(names []string) ([]Segment, []uint64, []uint64) {
 				r := row(pk.class, a, s)
 				r.Sent += p.count
 				r.Received += p.count
+				r.addSeries(p, false)
 				if next != s && pk.cens&(1<<uint(s)) == 0 {
 					missed[s] += p.count
 				}
@@ -238,12 +248,14 @@ func (e *engine) paths(names []string) ([]Segment, []uint64, []uint64) {
 				r := row(pk.class, a, s)
 				r.Sent += p.count
 				r.Received += p.count
+				r.addSeries(p, false)
 				ackMissed[s] += p.count
 				continue
 			}
 			r := row(pk.class, a, s)
 			r.Sent += p.count
 			r.Lost += p.count
+			r.addSeries(p, true)
 			for _, f := range p.examples {
 				if len(r.Examples) < 5 {
 					r.Examples = append(r.Examples, f)
@@ -266,6 +278,7 @@ func (e *engine) paths(names []string) ([]Segment, []uint64, []uint64) {
 			r.DelayP99ms = round3(st.hist.quantile(0.99))
 			r.Delayed = st.hist.n
 			r.Reordered = st.reordered
+			r.hist = &st.hist
 		}
 		out = append(out, *r)
 	}

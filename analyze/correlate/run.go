@@ -285,6 +285,7 @@ func (r *Result) fill(e *engine, names []string) {
 	r.Segments = segs
 	r.Classes = len(e.classes.list)
 	r.TunnelPairs = e.pairs
+	r.lossOrigin, r.lossWidth = e.loss.origin, e.loss.width
 	for i := range r.Hops {
 		h := &r.Hops[i]
 		hs := &e.hops[i]
