@@ -9,37 +9,23 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-// moduleRoot is the repository root (the directory holding go.mod).
+// moduleRoot is the repository root (the directory holding go.mod). It and
+// corpus keep their short names for the many tests of this package.
 func moduleRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
+	return analyzetest.ModuleRoot(t)
 }
 
 // corpus returns the path of a file in ../shared/corpus beside the repository.
 func corpus(t testing.TB, name string) string {
 	t.Helper()
-	p := filepath.Join(moduleRoot(t), "..", "shared", "corpus", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("corpus file missing (the shared corpus must be beside the repository): %v", err)
-	}
-	return p
+	return analyzetest.Corpus(t, name)
 }
 
 // relTo returns p relative to the test's working directory, so golden output
