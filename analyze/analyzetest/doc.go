@@ -14,7 +14,7 @@
 //   - decoded records for allocation tests and benchmarks: Records,
 //     BenchRecords, PacketAllocs, PassAllocs, BenchPackets, BenchPasses.
 //
-// Every helper takes a testing.TB and fails the test (never skips) when what
-// it needs is missing. The packages analyze, analyze/decode and capture cannot
-// use it from their own in-package tests: it imports them.
+// Helpers that can fail take a testing.TB and fail the test (never skip it)
+// when what they need is missing. The packages analyze, analyze/decode and
+// capture cannot use it from their own in-package tests: it imports them.
 package analyzetest
