@@ -9,10 +9,15 @@ import (
 
 // FlowKey identifies a bidirectional flow: the two endpoints are stored in a
 // canonical order (lower address/port first), so both directions share a key.
+//
+// The layout has no padding (the fields fill 56 bytes exactly, and so do
+// analyzers' keys of an int and a FlowKey), so a map keyed by it hashes and
+// compares the key as one block of memory instead of field by field.
 type FlowKey struct {
-	Proto  uint8
 	A, B   netip.Addr
 	PA, PB uint16
+	Proto  uint8
+	_pad   [3]uint8 // always zero; a named field, as blank fields are skipped when hashing
 }
 
 // Flow counts one flow's packets in both directions.
@@ -46,6 +51,7 @@ type FlowTable struct {
 	Evicted    uint64 // flows evicted
 	MaxEvicted uint64 // largest packet count of an evicted flow
 	scratch    []uint64
+	memo       FlowMemo[*Flow] // the previous packet's flow (flows of all inputs share keys: input 0)
 }
 
 // DefaultFlowLimit bounds the flow table (about 20 MB of state).
@@ -107,18 +113,10 @@ func (t *FlowTable) Add(rec *decode.Record) {
 		return
 	}
 	key, ab := KeyOf(l)
-	f := t.flows[key]
-	if f == nil {
-		if len(t.flows) >= t.Limit {
-			t.evict()
-		}
-		f = t.alloc()
-		*f = Flow{Key: key, First: rec.Time, FirstFrame: rec.Frame, Input: rec.Input, InitiatorA: ab,
-			FirstSport: l.L4.SrcPort, FirstDport: l.L4.DstPort}
-		if l.L4.Proto == 1 || l.L4.Proto == 58 {
-			f.FirstSport, f.FirstDport = uint16(l.L4.ICMPType), uint16(l.L4.ICMPCode)
-		}
-		t.flows[key] = f
+	f, ok := t.memo.Get(0, &key)
+	if !ok {
+		f = t.lookup(&key, rec, l, ab)
+		t.memo.Set(0, &key, f)
 	}
 	f.Packets++
 	f.Bytes += uint64(rec.WireLen)
@@ -135,6 +133,25 @@ func (t *FlowTable) Add(rec *decode.Record) {
 	}
 }
 
+// lookup returns the flow of key, adding it (first seen in this packet) when
+// it is new.
+func (t *FlowTable) lookup(key *FlowKey, rec *decode.Record, l *decode.Level, ab bool) *Flow {
+	f := t.flows[*key]
+	if f == nil {
+		if len(t.flows) >= t.Limit {
+			t.evict()
+		}
+		f = t.alloc()
+		*f = Flow{Key: *key, First: rec.Time, FirstFrame: rec.Frame, Input: rec.Input, InitiatorA: ab,
+			FirstSport: l.L4.SrcPort, FirstDport: l.L4.DstPort}
+		if l.L4.Proto == 1 || l.L4.Proto == 58 {
+			f.FirstSport, f.FirstDport = uint16(l.L4.ICMPType), uint16(l.L4.ICMPCode)
+		}
+		t.flows[*key] = f
+	}
+	return f
+}
+
 func (t *FlowTable) alloc() *Flow {
 	if n := len(t.free); n > 0 {
 		f := t.free[n-1]
@@ -146,6 +163,7 @@ func (t *FlowTable) alloc() *Flow {
 
 // evict removes the flows at or below the median packet count.
 func (t *FlowTable) evict() {
+	t.memo.Forget()
 	t.scratch = t.scratch[:0]
 	for _, f := range t.flows {
 		t.scratch = append(t.scratch, f.Packets)

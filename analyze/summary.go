@@ -32,6 +32,10 @@ type Summary struct {
 	innerARP       counter
 	wg             [5]counter
 	flows          *FlowTable
+	// The previous packet's tunnel ID entry (entries are never deleted).
+	lastKind decode.TunnelKind
+	lastID   uint32
+	lastE    *tunnelID
 }
 
 type counter struct{ packets, bytes uint64 }
@@ -118,14 +122,18 @@ func versionIndex(v uint8) int {
 }
 
 func (s *Summary) addTunnelID(t *decode.Tunnel, n int) {
-	ids := s.tunnelIDs[t.Kind]
-	e := ids[t.ID]
-	if e == nil {
-		if len(ids) >= maxTunnelIDs {
-			return
+	e := s.lastE
+	if e == nil || s.lastKind != t.Kind || s.lastID != t.ID {
+		ids := s.tunnelIDs[t.Kind]
+		e = ids[t.ID]
+		if e == nil {
+			if len(ids) >= maxTunnelIDs {
+				return
+			}
+			e = &tunnelID{minSeq: ^uint64(0)}
+			ids[t.ID] = e
 		}
-		e = &tunnelID{minSeq: ^uint64(0)}
-		ids[t.ID] = e
+		s.lastKind, s.lastID, s.lastE = t.Kind, t.ID, e
 	}
 	e.packets++
 	e.bytes += uint64(n)

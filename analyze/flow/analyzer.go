@@ -119,6 +119,7 @@ type Analyzer struct {
 	tcpSeen  []uint64 // TCP connections per input (for the summary)
 	evicted  uint64
 	dropped  uint64 // UDP service pairs not tracked (limit)
+	memo     analyze.FlowMemo[*tflow]
 }
 
 // New returns an empty analyzer.
@@ -157,27 +158,12 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 
 func (a *Analyzer) tcp(rec *decode.Record, l *decode.Level) {
 	k, ab := analyze.KeyOf(l)
-	fk := tkey{rec.Input, k}
-	f := a.flows[fk]
-	if f == nil {
-		if ignored(l.IP.Dst) {
+	f, ok := a.memo.Get(rec.Input, &k)
+	if !ok {
+		if f = a.lookup(rec, l, &k); f == nil {
 			return
 		}
-		if len(a.flows) >= maxFlows {
-			a.evict(rec.Time)
-		}
-		if n := len(a.free); n > 0 {
-			f = a.free[n-1]
-			a.free = a.free[:n-1]
-		} else {
-			f = new(tflow)
-		}
-		*f = tflow{key: fk}
-		a.flows[fk] = f
-		for rec.Input >= len(a.tcpSeen) {
-			a.tcpSeen = append(a.tcpSeen, 0)
-		}
-		a.tcpSeen[rec.Input]++
+		a.memo.Set(rec.Input, &k, f)
 	}
 	i := 0
 	if !ab {
@@ -202,6 +188,35 @@ func (a *Analyzer) tcp(rec *decode.Record, l *decode.Level) {
 			f.ackAdv[i] = d
 		}
 	}
+}
+
+// lookup returns the connection of k, starting it when it is new, or nil
+// for a new one towards a destination that never answers by design.
+func (a *Analyzer) lookup(rec *decode.Record, l *decode.Level, k *analyze.FlowKey) *tflow {
+	fk := tkey{rec.Input, *k}
+	f := a.flows[fk]
+	if f != nil {
+		return f
+	}
+	if ignored(l.IP.Dst) {
+		return nil
+	}
+	if len(a.flows) >= maxFlows {
+		a.evict(rec.Time)
+	}
+	if n := len(a.free); n > 0 {
+		f = a.free[n-1]
+		a.free = a.free[:n-1]
+	} else {
+		f = new(tflow)
+	}
+	*f = tflow{key: fk}
+	a.flows[fk] = f
+	for rec.Input >= len(a.tcpSeen) {
+		a.tcpSeen = append(a.tcpSeen, 0)
+	}
+	a.tcpSeen[rec.Input]++
+	return f
 }
 
 func (a *Analyzer) udp(rec *decode.Record, l *decode.Level) {
@@ -282,6 +297,7 @@ func (a *Analyzer) judge(f *tflow) {
 // evict judges and drops idle flows, or, if none are idle, the half with
 // the fewest packets.
 func (a *Analyzer) evict(now int64) {
+	a.memo.Forget()
 	n := len(a.flows)
 	for k, f := range a.flows {
 		if now-f.last > int64(idleAfter) {

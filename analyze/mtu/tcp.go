@@ -71,6 +71,7 @@ type tcpState struct {
 	mss     map[mssKey]*mssEntry
 	holes   []hole
 	evicted uint64
+	memo    analyze.FlowMemo[*tflow]
 }
 
 func (s *tcpState) init() {
@@ -94,23 +95,12 @@ func (s *tcpState) segment(rec *decode.Record, l *decode.Level, icmp *icmpState)
 		}
 	}
 	k, ab := analyze.KeyOf(l)
-	fk := tflowKey{rec.Input, k}
-	f := s.flows[fk]
-	if f == nil {
-		if t.PayloadLen == 0 && t.Flags&decode.TCPSyn == 0 {
-			return // pure ACK of an unknown flow: nothing to track yet
+	f, ok := s.memo.Get(rec.Input, &k)
+	if !ok {
+		if f = s.lookup(rec, &k, t, icmp); f == nil {
+			return
 		}
-		if len(s.flows) >= maxTCPFlows {
-			s.evict(icmp)
-		}
-		if n := len(s.free); n > 0 {
-			f = s.free[n-1]
-			s.free = s.free[:n-1]
-		} else {
-			f = new(tflow)
-		}
-		*f = tflow{key: fk}
-		s.flows[fk] = f
+		s.memo.Set(rec.Input, &k, f)
 	}
 	f.packets++
 	i := 0
@@ -124,6 +114,30 @@ func (s *tcpState) segment(rec *decode.Record, l *decode.Level, icmp *icmpState)
 		// A SYN counts too: its answer proves small packets get through.
 		f.d[i].data(rec, l)
 	}
+}
+
+// lookup returns the flow of k, starting it with this segment when it is
+// new, or nil for a pure ACK of an unknown flow (nothing to track yet).
+func (s *tcpState) lookup(rec *decode.Record, k *analyze.FlowKey, t *decode.Transport, icmp *icmpState) *tflow {
+	fk := tflowKey{rec.Input, *k}
+	f := s.flows[fk]
+	if f == nil {
+		if t.PayloadLen == 0 && t.Flags&decode.TCPSyn == 0 {
+			return nil
+		}
+		if len(s.flows) >= maxTCPFlows {
+			s.evict(icmp)
+		}
+		if n := len(s.free); n > 0 {
+			f = s.free[n-1]
+			s.free = s.free[:n-1]
+		} else {
+			f = new(tflow)
+		}
+		*f = tflow{key: fk}
+		s.flows[fk] = f
+	}
+	return f
 }
 
 // ack removes the segments acknowledged by ack.
@@ -198,6 +212,7 @@ func (s *tcpState) judge(f *tflow, icmp *icmpState) {
 
 // evict judges and drops the flows at or below the median packet count.
 func (s *tcpState) evict(icmp *icmpState) {
+	s.memo.Forget()
 	s.scratch = s.scratch[:0]
 	for _, f := range s.flows {
 		s.scratch = append(s.scratch, f.packets)

@@ -43,6 +43,7 @@ type Analyzer struct {
 	evicted    uint64          // flows evicted
 	evictedMax uint64          // largest packet count of an evicted flow
 	lostBy     map[int]*totals // counters of evicted flows, by input
+	memo       analyze.FlowMemo[*flow]
 }
 
 // New returns an empty TCP analyzer.
@@ -66,10 +67,14 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 		return
 	}
 	k, ab := analyze.KeyOf(l)
-	fk := flowKey{rec.Input, k}
-	f := a.flows[fk]
-	if f == nil {
-		f = a.newFlow(fk, rec)
+	f, ok := a.memo.Get(rec.Input, &k)
+	if !ok {
+		fk := flowKey{rec.Input, k}
+		f = a.flows[fk]
+		if f == nil {
+			f = a.newFlow(fk, rec)
+		}
+		a.memo.Set(rec.Input, &k, f)
 	}
 	i := 0
 	if !ab {
@@ -97,6 +102,7 @@ func (a *Analyzer) newFlow(fk flowKey, rec *decode.Record) *flow {
 // evict drops the flows at or below the median packet count, keeping their
 // counters in the per-input totals.
 func (a *Analyzer) evict() {
+	a.memo.Forget()
 	a.scratch = a.scratch[:0]
 	for _, f := range a.flows {
 		a.scratch = append(a.scratch, f.packets)
