@@ -44,9 +44,18 @@ type tunnelKey struct {
 type Tunnels struct {
 	List  []*Tunnel
 	index map[tunnelKey]int
+
+	// The previous packet's tunnel and inner address pair: a run of
+	// packets through one tunnel skips the map lookups (tunnels and inner
+	// addresses are never forgotten, so what is remembered stays true).
+	last   tunnelKey
+	lastI  int // -1: none
+	innerI int // tunnel whose inner addresses innerA, innerB are recorded; -1: none
+	innerA netip.Addr
+	innerB netip.Addr
 }
 
-func newTunnels() *Tunnels { return &Tunnels{index: map[tunnelKey]int{}} }
+func newTunnels() *Tunnels { return &Tunnels{index: map[tunnelKey]int{}, lastI: -1, innerI: -1} }
 
 func kindGroup(k decode.TunnelKind) string {
 	switch k {
@@ -60,12 +69,17 @@ func (ts *Tunnels) get(kind string, a, b netip.Addr, rec *decode.Record) (int, *
 	if b.Less(a) {
 		a, b = b, a
 	}
-	k := tunnelKey{kind, a, b}
-	i, ok := ts.index[k]
-	if !ok {
-		i = len(ts.List)
-		ts.List = append(ts.List, &Tunnel{Kind: kind, A: a, B: b, First: FrameID{rec.Input, rec.Frame}, FirstTime: rec.Time})
-		ts.index[k] = i
+	i := ts.lastI
+	if i < 0 || ts.last.a != a || ts.last.b != b || ts.last.kind != kind {
+		k := tunnelKey{kind, a, b}
+		var ok bool
+		i, ok = ts.index[k]
+		if !ok {
+			i = len(ts.List)
+			ts.List = append(ts.List, &Tunnel{Kind: kind, A: a, B: b, First: FrameID{rec.Input, rec.Frame}, FirstTime: rec.Time})
+			ts.index[k] = i
+		}
+		ts.last, ts.lastI = k, i
 	}
 	t := ts.List[i]
 	t.Packets++
@@ -112,6 +126,9 @@ func (ts *Tunnels) observe(rec *decode.Record, carried *[decode.MaxLevels]int) {
 		if inner < int(rec.NumLevels) {
 			carried[inner] = id
 			in := &rec.Levels[inner].IP
+			if id == ts.innerI && (in.Src == ts.innerA && in.Dst == ts.innerB || in.Src == ts.innerB && in.Dst == ts.innerA) {
+				continue // recorded for the previous packet
+			}
 			if t.Inner == nil {
 				t.Inner = map[netip.Addr]bool{}
 			}
@@ -120,6 +137,7 @@ func (ts *Tunnels) observe(rec *decode.Record, carried *[decode.MaxLevels]int) {
 					t.Inner[a] = true
 				}
 			}
+			ts.innerI, ts.innerA, ts.innerB = id, in.Src, in.Dst
 		}
 	}
 	if rec.IKE.Valid || (rec.WireGuard.Type != 0 && rec.WireGuard.Type != decode.WGTransportData) {

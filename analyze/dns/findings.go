@@ -98,6 +98,7 @@ func ms(ns int64) float64 { return float64(ns/1000) / 1000 }
 
 // Finish implements analyze.Analyzer.
 func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
+	a.flushTunRun()
 	pending := map[*server]uint64{}
 	qs := make([]*query, 0, len(a.queries))
 	for _, q := range a.queries {

@@ -101,11 +101,13 @@ func (o *Options) defaults() {
 	}
 }
 
-// dirKey is a flow in the direction its first packet travelled.
+// dirKey is a flow in the direction its first packet travelled. Its fields
+// leave no padding, so the index map hashes it as one block of memory.
 type dirKey struct {
-	proto        uint8
 	src, dst     netip.Addr
 	sport, dport uint16
+	proto        uint8
+	_pad         [3]uint8 // always zero
 }
 
 // matchKey identifies one packet across the NAT: the destination is not
@@ -126,6 +128,8 @@ const maxMatch = 4
 type Analyzer struct {
 	opt      Options
 	sides    map[int]*side
+	last     *side // the previous packet's side (lastIn)
+	lastIn   int
 	paired   bool     // an inside role was given: keep every flow for matching
 	timeouts [4]int64 // per timeout class (see class)
 }
@@ -162,10 +166,14 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	if p != 6 && p != 17 {
 		return
 	}
-	s := a.sides[rec.Input]
-	if s == nil {
-		s = newSide(a.opt.Roles[rec.Input], a.paired, rec.Time)
-		a.sides[rec.Input] = s
+	s := a.last
+	if s == nil || a.lastIn != rec.Input {
+		s = a.sides[rec.Input]
+		if s == nil {
+			s = newSide(a.opt.Roles[rec.Input], a.paired, rec.Time)
+			a.sides[rec.Input] = s
+		}
+		a.last, a.lastIn = s, rec.Input
 	}
 	if rec.Time < s.first {
 		s.first = rec.Time
@@ -174,13 +182,29 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 		s.last = rec.Time
 	}
 	a.expire(s, s.last)
+	if i := s.memo; i >= 0 {
+		// The previous packet's flow: its key is in the index, so this is
+		// what the index would answer (a flow's reverse is never indexed
+		// as a flow of its own).
+		mk := &s.flows[i].key
+		if mk.proto == p && mk.src == l.IP.Src && mk.dst == l.IP.Dst && mk.sport == l.L4.SrcPort && mk.dport == l.L4.DstPort {
+			a.touch(s, i, true, rec, l)
+			return
+		}
+		if mk.proto == p && mk.src == l.IP.Dst && mk.dst == l.IP.Src && mk.sport == l.L4.DstPort && mk.dport == l.L4.SrcPort {
+			a.touch(s, i, false, rec, l)
+			return
+		}
+	}
 	k := dirKey{proto: p, src: l.IP.Src, dst: l.IP.Dst, sport: l.L4.SrcPort, dport: l.L4.DstPort}
 	if i, ok := s.index[k]; ok {
+		s.memo = i
 		a.touch(s, i, true, rec, l)
 		return
 	}
 	r := dirKey{proto: p, src: l.IP.Dst, dst: l.IP.Src, sport: l.L4.DstPort, dport: l.L4.SrcPort}
 	if i, ok := s.index[r]; ok {
+		s.memo = i
 		a.touch(s, i, false, rec, l)
 		return
 	}

@@ -87,6 +87,7 @@ type side struct {
 	nmatch      []uint8
 	free        []int32
 	index       map[dirKey]int32
+	memo        int32 // flow of the previous packet, in index; -1: none
 	lists       [numClasses]list
 	live        int // flows tracked now
 	pools       []poolAgg
@@ -100,7 +101,7 @@ type side struct {
 
 func newSide(role Role, keep bool, t int64) *side {
 	s := &side{role: role, keep: keep, index: map[dirKey]int32{}, poolIndex: map[poolKey]int32{},
-		addrs: map[addrKey]*addrAgg{}, first: t, last: t}
+		addrs: map[addrKey]*addrAgg{}, first: t, last: t, memo: -1}
 	for c := range s.lists {
 		s.lists[c] = list{-1, -1}
 	}
@@ -162,6 +163,9 @@ func (a *Analyzer) evict(s *side, i int32) {
 	}
 	f.evicted = true
 	delete(s.index, f.key)
+	if s.memo == i {
+		s.memo = -1
+	}
 	s.live--
 	s.evicted++
 	if !s.keep {
@@ -199,6 +203,9 @@ func (a *Analyzer) touch(s *side, i int32, fwd bool, rec *decode.Record, l *deco
 		case !fwd && class == classTCPOpen && !f.finFwd && !f.finRev:
 			class = classTCPEst // the responder answered the SYN
 		}
+	}
+	if class == f.class && s.lists[class].tail == i {
+		return // already the newest of its list
 	}
 	s.unlink(i)
 	s.pushBack(i, class)
@@ -276,6 +283,7 @@ func (a *Analyzer) start(s *side, k dirKey, rec *decode.Record, l *decode.Level)
 		s.nmatch[i] = 1
 	}
 	s.index[k] = i
+	s.memo = i
 	s.pushBack(i, class)
 	s.live++
 	s.peakLive = max(s.peakLive, s.live)
