@@ -144,7 +144,6 @@ func formatFloat(f float64) string {
 	return strings.TrimSuffix(s, ".")
 }
 
-
 // sortedKeys returns a map's keys in order, for deterministic output.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
