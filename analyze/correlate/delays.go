@@ -58,7 +58,9 @@ type HopDelays struct {
 }
 
 // HopDelays sums the segments' delay histograms per pair of hops (all
-// classes), in path order (by the From hop, then the To hop).
+// classes), in path order: along the path of the class that sent the most,
+// then of the next class, and so on (client -> gw -> server, then the
+// answers' way back).
 func (r *Result) HopDelays() []HopDelays {
 	type pair struct{ a, b int }
 	sums := map[pair]*histogram{}
@@ -84,7 +86,16 @@ func (r *Result) HopDelays() []HopDelays {
 		}
 		classes[k]++
 	}
+	rank := r.pathRank()
 	sort.Slice(order, func(i, j int) bool {
+		ri, iok := rank[[2]int{order[i].a, order[i].b}]
+		rj, jok := rank[[2]int{order[j].a, order[j].b}]
+		switch {
+		case iok && jok && ri != rj:
+			return ri < rj
+		case iok != jok:
+			return iok
+		}
 		if order[i].a != order[j].a {
 			return order[i].a < order[j].a
 		}
@@ -98,4 +109,64 @@ func (r *Result) HopDelays() []HopDelays {
 			Bins: h.bins(), Classes: classes[k]})
 	}
 	return out
+}
+
+// pathRank numbers hop pairs in the order they appear walking each class's
+// path from its first hop, classes by packets sent (most first).
+func (r *Result) pathRank() map[[2]int]int {
+	type cls struct {
+		name string
+		sent uint64
+		segs []*Segment
+	}
+	by := map[string]*cls{}
+	var list []*cls
+	for i := range r.Segments {
+		s := &r.Segments[i]
+		c := by[s.Class]
+		if c == nil {
+			c = &cls{name: s.Class}
+			by[s.Class] = c
+			list = append(list, c)
+		}
+		c.sent += s.Sent
+		c.segs = append(c.segs, s)
+	}
+	sort.SliceStable(list, func(i, j int) bool {
+		if list[i].sent != list[j].sent {
+			return list[i].sent > list[j].sent
+		}
+		return list[i].name < list[j].name
+	})
+	rank := map[[2]int]int{}
+	for _, c := range list {
+		into := map[int]bool{}
+		for _, s := range c.segs {
+			into[s.ToHop] = true
+		}
+		for _, first := range c.segs {
+			if into[first.FromHop] {
+				continue
+			}
+			cur, seen := first.FromHop, map[int]bool{}
+			for !seen[cur] {
+				seen[cur] = true
+				var next *Segment
+				for _, s := range c.segs {
+					if s.FromHop == cur && (next == nil || s.Sent > next.Sent) {
+						next = s
+					}
+				}
+				if next == nil {
+					break
+				}
+				k := [2]int{next.FromHop, next.ToHop}
+				if _, ok := rank[k]; !ok {
+					rank[k] = len(rank)
+				}
+				cur = next.ToHop
+			}
+		}
+	}
+	return rank
 }

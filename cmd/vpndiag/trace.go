@@ -197,6 +197,9 @@ func runTrace(cmd *cobra.Command, g *globalOptions, o *traceOptions, args []stri
 	rep := newReport("trace", args)
 	rep.Title = fmt.Sprintf("trace over %d hops", len(hops))
 	res.Fill(rep, opt)
+	for _, c := range traceCharts(res, opt) {
+		rep.AddChart(c)
+	}
 	emitErr := g.emit(rep)
 	var ee *exitError
 	if emitErr != nil && (!errors.As(emitErr, &ee) || ee.code != exitFindings) {
