@@ -182,29 +182,32 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 		s.last = rec.Time
 	}
 	a.expire(s, s.last)
-	if i := s.memo; i >= 0 {
-		// The previous packet's flow: its key is in the index, so this is
-		// what the index would answer (a flow's reverse is never indexed
-		// as a flow of its own).
-		mk := &s.flows[i].key
-		if mk.proto == p && mk.src == l.IP.Src && mk.dst == l.IP.Dst && mk.sport == l.L4.SrcPort && mk.dport == l.L4.DstPort {
-			a.touch(s, i, true, rec, l)
-			return
+	for j, i := range s.memo {
+		if i < 0 {
+			break
 		}
-		if mk.proto == p && mk.src == l.IP.Dst && mk.dst == l.IP.Src && mk.sport == l.L4.DstPort && mk.dport == l.L4.SrcPort {
-			a.touch(s, i, false, rec, l)
+		// A recent packet's flow: its key is in the index, so this is what
+		// the index would answer (a flow's reverse is never indexed as a
+		// flow of its own).
+		mk := &s.flows[i].key
+		fwd := mk.proto == p && mk.src == l.IP.Src && mk.dst == l.IP.Dst && mk.sport == l.L4.SrcPort && mk.dport == l.L4.DstPort
+		if fwd || mk.proto == p && mk.src == l.IP.Dst && mk.dst == l.IP.Src && mk.sport == l.L4.DstPort && mk.dport == l.L4.SrcPort {
+			if j > 0 {
+				s.remember(i)
+			}
+			a.touch(s, i, fwd, rec, l)
 			return
 		}
 	}
 	k := dirKey{proto: p, src: l.IP.Src, dst: l.IP.Dst, sport: l.L4.SrcPort, dport: l.L4.DstPort}
 	if i, ok := s.index[k]; ok {
-		s.memo = i
+		s.remember(i)
 		a.touch(s, i, true, rec, l)
 		return
 	}
 	r := dirKey{proto: p, src: l.IP.Dst, dst: l.IP.Src, sport: l.L4.DstPort, dport: l.L4.SrcPort}
 	if i, ok := s.index[r]; ok {
-		s.memo = i
+		s.remember(i)
 		a.touch(s, i, false, rec, l)
 		return
 	}

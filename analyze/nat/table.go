@@ -80,14 +80,17 @@ type addrAgg struct {
 
 // side is what one input showed.
 type side struct {
-	role        Role
-	keep        bool // keep expired flows (for inside/outside matching)
-	flows       []flow
-	matches     [][maxMatch]matchKey // parallel to flows when keep
-	nmatch      []uint8
-	free        []int32
-	index       map[dirKey]int32
-	memo        int32 // flow of the previous packet, in index; -1: none
+	role    Role
+	keep    bool // keep expired flows (for inside/outside matching)
+	flows   []flow
+	matches [][maxMatch]matchKey // parallel to flows when keep
+	nmatch  []uint8
+	free    []int32
+	index   map[dirKey]int32
+	// memo holds the flows of the latest packets, newest first (-1: none),
+	// all in index: tunnels carry each direction in an outer flow of its
+	// own, so packets alternate between two flows.
+	memo        [2]int32
 	lists       [numClasses]list
 	live        int // flows tracked now
 	pools       []poolAgg
@@ -101,11 +104,18 @@ type side struct {
 
 func newSide(role Role, keep bool, t int64) *side {
 	s := &side{role: role, keep: keep, index: map[dirKey]int32{}, poolIndex: map[poolKey]int32{},
-		addrs: map[addrKey]*addrAgg{}, first: t, last: t, memo: -1}
+		addrs: map[addrKey]*addrAgg{}, first: t, last: t, memo: [2]int32{-1, -1}}
 	for c := range s.lists {
 		s.lists[c] = list{-1, -1}
 	}
 	return s
+}
+
+// remember makes flow i the newest in memo.
+func (s *side) remember(i int32) {
+	if s.memo[0] != i {
+		s.memo = [2]int32{i, s.memo[0]}
+	}
 }
 
 func (s *side) unlink(i int32) {
@@ -163,8 +173,11 @@ func (a *Analyzer) evict(s *side, i int32) {
 	}
 	f.evicted = true
 	delete(s.index, f.key)
-	if s.memo == i {
-		s.memo = -1
+	switch i {
+	case s.memo[0]:
+		s.memo = [2]int32{s.memo[1], -1}
+	case s.memo[1]:
+		s.memo[1] = -1
 	}
 	s.live--
 	s.evicted++
@@ -283,7 +296,7 @@ func (a *Analyzer) start(s *side, k dirKey, rec *decode.Record, l *decode.Level)
 		s.nmatch[i] = 1
 	}
 	s.index[k] = i
-	s.memo = i
+	s.remember(i)
 	s.pushBack(i, class)
 	s.live++
 	s.peakLive = max(s.peakLive, s.live)
