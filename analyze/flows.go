@@ -112,11 +112,12 @@ func (t *FlowTable) Add(rec *decode.Record) {
 	if l == nil {
 		return
 	}
-	key, ab := KeyOf(l)
-	f, ok := t.memo.Get(0, &key)
+	f, ab, ok := t.memo.Get(0, l)
 	if !ok {
+		var key FlowKey
+		key, ab = KeyOf(l)
 		f = t.lookup(&key, rec, l, ab)
-		t.memo.Set(0, &key, f)
+		t.memo.Set(0, l, ab, f)
 	}
 	f.Packets++
 	f.Bytes += uint64(rec.WireLen)

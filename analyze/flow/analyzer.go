@@ -157,13 +157,14 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 }
 
 func (a *Analyzer) tcp(rec *decode.Record, l *decode.Level) {
-	k, ab := analyze.KeyOf(l)
-	f, ok := a.memo.Get(rec.Input, &k)
+	f, ab, ok := a.memo.Get(rec.Input, l)
 	if !ok {
+		var k analyze.FlowKey
+		k, ab = analyze.KeyOf(l)
 		if f = a.lookup(rec, l, &k); f == nil {
 			return
 		}
-		a.memo.Set(rec.Input, &k, f)
+		a.memo.Set(rec.Input, l, ab, f)
 	}
 	i := 0
 	if !ab {

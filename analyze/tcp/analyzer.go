@@ -66,15 +66,16 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	if l == nil || l.L4.Proto != 6 || l.IP.FragOffset != 0 {
 		return
 	}
-	k, ab := analyze.KeyOf(l)
-	f, ok := a.memo.Get(rec.Input, &k)
+	f, ab, ok := a.memo.Get(rec.Input, l)
 	if !ok {
+		var k analyze.FlowKey
+		k, ab = analyze.KeyOf(l)
 		fk := flowKey{rec.Input, k}
 		f = a.flows[fk]
 		if f == nil {
 			f = a.newFlow(fk, rec)
 		}
-		a.memo.Set(rec.Input, &k, f)
+		a.memo.Set(rec.Input, l, ab, f)
 	}
 	i := 0
 	if !ab {
