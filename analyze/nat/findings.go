@@ -345,6 +345,9 @@ func Data(res *Result, name func(int) string) map[string]any {
 	if res.Untracked > 0 {
 		d["max_flows"], d["max_pools"], d["peak_tracked_flows"] = res.MaxFlows, res.MaxPools, res.PeakTracked
 	}
+	if u := usageData(res, name); u != nil {
+		d["usage"] = u
+	}
 	if res.Inside >= 0 && res.Outside >= 0 {
 		maps := make([]mapping, len(res.Mappings))
 		dropped := 0

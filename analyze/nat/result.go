@@ -35,6 +35,10 @@ type Pool struct {
 	// flow's: about 0.5 for a NAT that picks ports at random, near 1 for a
 	// sequential allocator or for client ports kept untranslated.
 	Ascending float64
+	// Usage is the most mappings live at once per second (wider for long
+	// captures), from when usageMin were first live at once to the end of
+	// the capture; nil for small pools and beyond the first 64 pools.
+	Usage *LiveSeries
 
 	starts, ends []int64 // sorted mapping lifetimes, for Live
 }
@@ -180,7 +184,7 @@ func (a *Analyzer) pools(input int, s *side, res *Result) {
 		p := &Pool{Input: input, NAT: g.key.nat, Proto: g.key.proto, Dst: g.key.dst, Flows: g.flows,
 			DistinctPorts: len(g.ports), PortMin: g.min, PortMax: g.max, PeakMappings: g.peak, PeakAt: g.peakAt,
 			Unanswered: g.unanswered + unanswered[i], FirstFrame: g.firstFrame,
-			MaxNewPerSecond: g.maxPerSec, MaxNewPerSecondAt: g.maxPerSecAt}
+			MaxNewPerSecond: g.maxPerSec, MaxNewPerSecondAt: g.maxPerSecAt, Usage: g.use.series(s.last)}
 		p.Reused = p.Flows - p.DistinctPorts
 		p.Dense = p.DistinctPorts == p.Span()
 		if g.flows > 1 {

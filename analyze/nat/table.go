@@ -58,6 +58,7 @@ type poolAgg struct {
 	secFlows    int
 	maxPerSec   int // most new flows in one second
 	maxPerSecAt int64
+	use         *usage // live mappings over time (usage.go), nil until usageMin
 }
 
 // portUse is the first destination a NAT port was used towards, and whether
@@ -99,6 +100,7 @@ type side struct {
 	untracked   uint64 // new flows beyond MaxFlows or MaxPools
 	evicted     uint64 // flows whose mapping expired during the pass
 	peakLive    int    // most flows tracked at once
+	usagePools  int    // pools with a usage series (usage.go)
 	first, last int64
 }
 
@@ -168,6 +170,7 @@ func (a *Analyzer) evict(s *side, i int32) {
 	f := &s.flows[i]
 	p := &s.pools[f.pool]
 	p.live--
+	s.noteLive(p, f.last+a.timeoutOf(f))
 	if f.rev == 0 {
 		p.unanswered++
 	}
@@ -253,6 +256,7 @@ func (a *Analyzer) start(s *side, k dirKey, rec *decode.Record, l *decode.Level)
 	if p.live > p.peak {
 		p.peak, p.peakAt = p.live, rec.Time
 	}
+	s.noteLive(p, rec.Time)
 	if sec := rec.Time / 1e9; sec != p.sec {
 		p.sec, p.secFlows = sec, 0
 	}
