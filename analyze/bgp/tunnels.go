@@ -66,11 +66,11 @@ func kindGroup(k decode.TunnelKind) string {
 }
 
 func (ts *Tunnels) get(kind string, a, b netip.Addr, rec *decode.Record) (int, *Tunnel) {
-	if b.Less(a) {
-		a, b = b, a
-	}
 	i := ts.lastI
-	if i < 0 || ts.last.a != a || ts.last.b != b || ts.last.kind != kind {
+	if i < 0 || !(ts.last.a == a && ts.last.b == b || ts.last.a == b && ts.last.b == a) || ts.last.kind != kind {
+		if b.Less(a) {
+			a, b = b, a
+		}
 		k := tunnelKey{kind, a, b}
 		var ok bool
 		i, ok = ts.index[k]

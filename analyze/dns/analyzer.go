@@ -64,23 +64,26 @@ func (r *refs) add(input int, frame uint64) {
 	}
 }
 
-// qkey identifies one query.
+// qkey identifies one query. The keys' fields leave no padding, so maps
+// hash them as one block of memory.
 type qkey struct {
 	input          int
+	qhash          uint64
 	client, server netip.Addr
 	id             uint16
 	qtype          uint16
 	tcp            bool
-	qhash          uint64
+	_pad           [3]uint8 // always zero
 }
 
 // okey identifies a question asked by a client of a server, regardless of ID.
 type okey struct {
 	input          int
+	qhash          uint64
 	client, server netip.Addr
 	qtype          uint16
 	tcp            bool
-	qhash          uint64
+	_pad           [5]uint8 // always zero
 }
 
 type query struct {
