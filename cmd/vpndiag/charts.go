@@ -86,29 +86,35 @@ type natTimeline struct {
 	} `json:"timeline"`
 }
 
-// natcheckCharts is natcheck's port-pool usage over time (capture mode with
-// --inside): per destination, the live mappings, new and dropped flows per
-// second, the port range size as a limit and the seconds with drops marked.
+// natcheckCharts is natcheck's port-pool usage over time in capture mode.
+// With --inside: per destination, the live mappings, new and dropped flows
+// per second, the port range size as a limit and the seconds with drops
+// marked. From the outside capture alone (and for busy pools the inside
+// comparison did not chart): the most live mappings per second against the
+// ports the pool was seen using (natUsageChart). At most 4 charts.
 func natcheckCharts(rep *report.Report) []report.Chart {
 	nat, ok := rep.Data["nat"]
 	if !ok {
 		return nil
 	}
 	if m, ok := nat.(map[string]any); ok {
-		nat = map[string]any{"timelines": m["timelines"]} // not the (long) mappings
+		nat = map[string]any{"timelines": m["timelines"], "usage": m["usage"]} // not the (long) mappings
 	}
 	var d struct {
 		Timelines []natTimeline `json:"timelines"`
+		Usage     []natUsage    `json:"usage"`
 	}
 	if !remarshal(nat, &d) {
 		return nil
 	}
 	ranges := natRanges(rep)
 	var out []report.Chart
+	charted := map[string]bool{}
 	for i, tl := range d.Timelines {
 		if i == 4 || len(tl.Timeline) == 0 {
 			break
 		}
+		charted[tl.Protocol+" "+tl.Destination] = true
 		c := report.Chart{Name: fmt.Sprintf("nat-pool-usage-%d", i+1), Kind: report.ChartLine, XUnit: report.XUnitTime,
 			Title:  fmt.Sprintf("NAT port pool usage: %s to %s (%s)", tl.Protocol, tl.Destination, tl.Verdict),
 			YLabel: "mappings, flows per second", XLabel: "time (UTC), end of each second"}
@@ -140,6 +146,15 @@ func natcheckCharts(rep *report.Report) []report.Chart {
 			c.Limits = []report.Limit{{Y: float64(r.size), Label: fmt.Sprintf("port range %s: %d ports", r.text, r.size)}}
 		}
 		out = append(out, c)
+	}
+	for _, u := range d.Usage {
+		if len(out) == 4 {
+			break
+		}
+		if charted[u.Protocol+" "+u.Destination] || len(u.Series.Peak) == 0 {
+			continue
+		}
+		out = append(out, natUsageChart(len(out)+1, u))
 	}
 	return out
 }

@@ -187,6 +187,7 @@ func natcheckLive(ctx context.Context, g *globalOptions, o *natcheckOptions, arg
 		watch = o.interval
 	}
 	var err error
+	hist := &nat.History{}
 	if watch > 0 {
 		rows := g.stdout
 		if f, _ := g.resolvedFormat(); f == report.FormatJSON && (g.output == "" || g.output == "-") {
@@ -198,6 +199,7 @@ func natcheckLive(ctx context.Context, g *globalOptions, o *natcheckOptions, arg
 				return err
 			}
 			keep(s)
+			hist.Add(s)
 			return rw.Write(s)
 		})
 		if cerr := rw.Close(); err == nil && cerr != nil {
@@ -230,6 +232,9 @@ func natcheckLive(ctx context.Context, g *globalOptions, o *natcheckOptions, arg
 		rep.AddTable(t)
 	}
 	rep.SetData("natcheck", nat.Data(s, a, d))
+	for _, c := range natWatchCharts(hist) {
+		rep.AddChart(c)
+	}
 	rep.Sort()
 	return g.emit(rep)
 }
