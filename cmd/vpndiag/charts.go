@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vpndiag/vpndiag/probe/compare"
 	"github.com/vpndiag/vpndiag/probe/iperf"
 	"github.com/vpndiag/vpndiag/probe/watch"
 	"github.com/vpndiag/vpndiag/report"
@@ -376,6 +377,13 @@ func backfillCharts(rep *report.Report) {
 		var res iperf.Result
 		if remarshal(rep.Data["throughput"], &res) {
 			if c, ok := throughputChart(&res); ok {
+				rep.AddChart(c)
+			}
+		}
+	case "probe compare":
+		var res compare.Result
+		if remarshal(rep.Data["compare"], &res) {
+			if c, ok := compareThroughputChart(&res); ok { // the RTT series is not saved
 				rep.AddChart(c)
 			}
 		}

@@ -116,7 +116,7 @@ func runCompare(cmd *cobra.Command, g *globalOptions, o *compareOptions) error {
 		Tunnel: o.tunnel, Underlay: o.underlay, Size: o.size, Count: o.count, Interval: interval, Wait: wait,
 		DontFragment: o.df, Netns: o.netns, Confidence: o.confidence, Rounds: o.rounds,
 		Throughput: o.throughput, MTU: o.mtu,
-		Iperf: iperf.Config{Parallel: o.parallel, Duration: dur, Port: o.port, Reverse: o.reverse, Interval: -1, ConnectTimeout: ct},
+		Iperf: iperf.Config{Parallel: o.parallel, Duration: dur, Port: o.port, Reverse: o.reverse, ConnectTimeout: ct},
 	}
 	switch {
 	case o.privileged:
@@ -136,6 +136,9 @@ func runCompare(cmd *cobra.Command, g *globalOptions, o *compareOptions) error {
 	addCompareTables(rep, res)
 	rep.SetData("compare", res)
 	rep.Add(compare.Findings(res)...)
+	for _, c := range compareCharts(res) {
+		rep.AddChart(c)
+	}
 	rep.Sort()
 	return emitPartial(g, rep, err)
 }

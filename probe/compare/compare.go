@@ -75,6 +75,8 @@ type Path struct {
 	ThroughputError string          `json:"throughput_error,omitempty"`
 	MTU             *mtu.Result     `json:"mtu,omitempty"`
 	MTUError        string          `json:"mtu_error,omitempty"`
+	// RTT is the echoes over time (series.go), nil when none was sent.
+	RTT *RTTSeries `json:"-"`
 }
 
 // Overhead is the latency the tunnel adds.
@@ -225,14 +227,18 @@ func pingBoth(ctx context.Context, cfg Config, res *Result) {
 				case <-time.After(cfg.Interval / 2):
 				}
 			}
+			rec := newSeriesRecorder(time.Now(), cfg.Count, cfg.Interval)
 			pc := ping.Config{Target: p.Target, Count: cfg.Count, Interval: cfg.Interval, Size: cfg.Size,
-				Mode: cfg.Mode, DontFragment: cfg.DontFragment, Wait: cfg.Wait}
+				Mode: cfg.Mode, DontFragment: cfg.DontFragment, Wait: cfg.Wait, OnReply: rec.reply}
 			var st *ping.Stats
 			var err error
 			if nerr := inNetns(cfg, func() { st, err = ping.Run(ctx, pc) }); nerr != nil {
 				err = nerr
 			}
 			p.Ping = st
+			if st != nil && st.Sent > 0 {
+				p.RTT = rec.finish(st.Sent)
+			}
 			if err != nil {
 				p.PingError = err.Error()
 			}

@@ -73,6 +73,25 @@ func TestLabTunnelLoss(t *testing.T) {
 	if up.Received != up.Sent {
 		t.Errorf("underlay lost %d of %d, want none", up.Sent-up.Received, up.Sent)
 	}
+	// The RTT series over time account for every echo of each path.
+	for _, p := range []struct {
+		s    *RTTSeries
+		st   *ping.Stats
+		name string
+	}{{res.Tunnel.RTT, tp, "tunnel"}, {res.Underlay.RTT, up, "underlay"}} {
+		if p.s == nil {
+			t.Fatalf("%s: no RTT series", p.name)
+		}
+		replies, lost := 0, 0
+		for _, b := range p.s.Buckets {
+			replies += b.Replies
+			lost += b.Lost
+		}
+		if replies != p.st.Received || lost != p.st.Sent-p.st.Received || len(p.s.Buckets) != n || p.s.Width != 10*time.Millisecond {
+			t.Errorf("%s series: %d replies, %d lost in %d intervals of %v; stats %d of %d", p.name, replies, lost,
+				len(p.s.Buckets), p.s.Width, p.st.Received, p.st.Sent)
+		}
+	}
 	// Ground truth: the rule's counter. The only encapsulated packets a
 	// sends are the echo requests (no ARP: static neighbors), so every
 	// drop is one lost echo.
