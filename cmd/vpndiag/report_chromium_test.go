@@ -148,17 +148,31 @@ var (
 // screenshot is a real page (not blank), every chart's SVG holds data
 // elements in the rendered DOM, and the page makes no network request —
 // Chromium's proxy is a local listener that must see no connection, which
-// a control page with one external image proves it would.
+// a control page with one external image proves it would. The README's
+// example (natcheck and trace of the NAT-exhaustion fixture, merged) is
+// checked against testdata/golden/report-example.html; -update also
+// rewrites its light screenshot, testdata/golden/report-example.png.
 func TestHTMLReportInChromium(t *testing.T) {
 	dir, nat, trace, ana := savedReports(t)
 	proxy := newProxyRecorder(t)
 	pages := map[string][]string{
 		"natcheck": {nat},
 		"incident": {"trace=" + trace, "gw=" + nat, ana},
+		// The README's example: the NAT-exhaustion lab's natcheck and
+		// trace, merged; its light screenshot is report-example.png. It
+		// runs in dir, so the page names the files as a user would.
+		"example": {"gw=" + filepath.Base(nat), "trace=" + filepath.Base(trace)},
 	}
-	for _, name := range []string{"natcheck", "incident"} {
+	heights := map[string]int{"natcheck": 2000, "incident": 2000, "example": 3600}
+	for _, name := range []string{"natcheck", "incident", "example"} {
 		html := filepath.Join(dir, name+".html")
-		_, errOut, code := vpndiag(t, append([]string{"report", "--format", "html", "-o", html}, pages[name]...)...)
+		var errOut string
+		var code int
+		if name == "example" {
+			code, errOut = vpndiagIn(t, dir, append([]string{"report", "--format", "html", "-o", html}, pages[name]...)...)
+		} else {
+			_, errOut, code = vpndiag(t, append([]string{"report", "--format", "html", "-o", html}, pages[name]...)...)
+		}
 		if code != exitFindings {
 			t.Fatalf("%s: exit %d: %s", name, code, errOut)
 		}
@@ -171,6 +185,16 @@ func TestHTMLReportInChromium(t *testing.T) {
 			t.Errorf("%s: external reference in %q", name, m)
 		}
 		charts := svgChart.FindAllSubmatch(page, -1)
+		if name == "example" {
+			golden(t, "report-example.html", strings.ReplaceAll(string(page), dir, "TMP"))
+			var ids []string
+			for _, c := range charts {
+				ids = append(ids, string(c[1]))
+			}
+			if got := strings.Join(ids, " "); got != "line line histogram" {
+				t.Errorf("example: chart kinds %q, want the pool usage, the loss over time and the delay histogram", got)
+			}
+		}
 
 		// The rendered DOM: every chart is there with data elements.
 		dom := chromium(t, proxy, html, "--dump-dom", "--virtual-time-budget=2000")
@@ -190,7 +214,7 @@ func TestHTMLReportInChromium(t *testing.T) {
 		// Light and dark screenshots.
 		for _, mode := range []string{"light", "dark"} {
 			shot := filepath.Join(dir, name+"-"+mode+".png")
-			args := []string{"--screenshot=" + shot, "--window-size=1280,2000"}
+			args := []string{"--screenshot=" + shot, fmt.Sprintf("--window-size=1280,%d", heights[name])}
 			if mode == "dark" {
 				args = append(args, "--force-dark-mode", "--blink-settings=preferredColorScheme=0")
 			} else {
@@ -200,8 +224,8 @@ func TestHTMLReportInChromium(t *testing.T) {
 			w, h, differ, colored, bg := pixelStats(t, shot)
 			total := w * h
 			t.Logf("%s %s: %dx%d, %d pixels (%.1f%%) differ from the background %v, %d coloured", name, mode, w, h, differ, 100*float64(differ)/float64(total), bg, colored)
-			if w != 1280 || h != 2000 {
-				t.Errorf("%s %s: screenshot %dx%d, want 1280x2000", name, mode, w, h)
+			if w != 1280 || h != heights[name] {
+				t.Errorf("%s %s: screenshot %dx%d, want 1280x%d", name, mode, w, h, heights[name])
 			}
 			if differ < total/50 || colored < 2000 {
 				t.Errorf("%s %s: screenshot looks blank: %d of %d pixels differ from the background, %d coloured", name, mode, differ, total, colored)
@@ -210,7 +234,7 @@ func TestHTMLReportInChromium(t *testing.T) {
 			if mode == "light" && luma < 200 || mode == "dark" && luma > 60 {
 				t.Errorf("%s %s: background %v (luma %d) is not a %s background", name, mode, bg, luma, mode)
 			}
-			if name == "natcheck" && mode == "light" && *update {
+			if name == "example" && mode == "light" && *update {
 				copyFile(t, shot, filepath.Join(moduleRoot(t), "testdata", "golden", "report-example.png"))
 			}
 		}
@@ -239,6 +263,25 @@ func TestHTMLReportInChromium(t *testing.T) {
 	if !seen {
 		t.Errorf("control page's external image never reached the proxy recorder (saw %q): the no-network check is blind", proxy.lines)
 	}
+}
+
+// vpndiagIn runs the command in-process from directory dir and returns the
+// exit code and stderr (tests of this package do not run in parallel with
+// this one: parallel tests wait for the sequential ones).
+func vpndiagIn(t *testing.T, dir string, args ...string) (int, string) {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := vpndiag(t, args...)
+	if err := os.Chdir(wd); err != nil {
+		t.Fatal(err)
+	}
+	return code, errOut
 }
 
 func copyFile(t *testing.T, from, to string) {
