@@ -53,7 +53,8 @@ loss b input udp dport 4789 20%
 	}
 	var d struct {
 		Tunnel, Underlay struct {
-			Ping struct{ Sent, Received int }
+			Ping            struct{ Sent, Received int }
+			ThroughputError string `json:"throughput_error"`
 		}
 	}
 	b, _ := json.Marshal(rep.Data["compare"])
@@ -81,7 +82,7 @@ loss b input udp dport 4789 20%
 		t.Errorf("tunnel lost %d echoes, nothing shaded", d.Tunnel.Ping.Sent-d.Tunnel.Ping.Received)
 	}
 	if len(tp.Series) != 2 || !strings.HasPrefix(tp.Series[0].Name, "tunnel") || !strings.HasPrefix(tp.Series[1].Name, "underlay") {
-		t.Fatalf("throughput series %v", seriesNames(tp))
+		t.Fatalf("throughput series %v; errors: tunnel %q, underlay %q", seriesNames(tp), d.Tunnel.ThroughputError, d.Underlay.ThroughputError)
 	}
 	for _, s := range tp.Series {
 		if len(s.Points) < 2 || s.Points[0].X < 0.9 || s.Points[0].X > 1.1 || s.Points[0].Y <= 0 {

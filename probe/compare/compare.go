@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vpndiag/vpndiag/probe/iperf"
@@ -275,10 +276,31 @@ func (res *Result) overhead(cfg Config) {
 	res.Overhead = o
 }
 
+// serverRetries and serverRetryWait bound the retries of a throughput
+// test whose server was busy, or refused the connection right after an
+// earlier test (iperf3 -s listens again only once it has reset).
+const (
+	serverRetries   = 5
+	serverRetryWait = 500 * time.Millisecond
+)
+
+// sleepCtx waits d unless ctx ends first (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // throughputBoth runs Rounds iperf3 tests per path, alternating
 // tunnel/underlay (and the order each round), never at the same time.
 func throughputBoth(ctx context.Context, cfg Config, res *Result, phase func(string)) {
 	paths := []*Path{&res.Tunnel, &res.Underlay}
+	ran := false // a test ran: a refused connection may be the server resetting
 	for round := 0; round < cfg.Rounds && ctx.Err() == nil; round++ {
 		order := []int{0, 1}
 		if round%2 == 1 {
@@ -294,9 +316,18 @@ func throughputBoth(ctx context.Context, cfg Config, res *Result, phase func(str
 			ic.Server = p.Target
 			var r *iperf.Result
 			var err error
-			if nerr := inNetns(cfg, func() { r, err = iperf.Run(ctx, ic) }); nerr != nil {
-				err = nerr
+			// An iperf3 server takes a moment after one test before it
+			// takes the next: busy, or not listening yet.
+			for try := 0; ; try++ {
+				if nerr := inNetns(cfg, func() { r, err = iperf.Run(ctx, ic) }); nerr != nil {
+					err = nerr
+				}
+				retry := errors.Is(err, iperf.ErrBusy) || ran && errors.Is(err, syscall.ECONNREFUSED)
+				if try == serverRetries || !retry || !sleepCtx(ctx, serverRetryWait) {
+					break
+				}
 			}
+			ran = ran || r != nil
 			if r != nil && r.Complete {
 				p.Throughput = append(p.Throughput, r)
 			}
