@@ -28,35 +28,41 @@ type SpoolResult struct {
 	Err        error       // a read or write error that ended this hop early
 }
 
-// Spool records live hops at the same time, each into its own pcapng file
-// (interface description = hop name, statistics blocks with the kernel's
-// drop counts), until ctx is done; a hop whose source or file fails stops
-// alone, with the error in its result. All sources are opened
-// first, synchronously in the calling goroutine (so a caller may switch
-// network namespaces around the call), and any open error — ErrNoInterface,
-// os.ErrPermission, *FilterError — is returned before anything is captured.
-// Then one goroutine per hop drains its source through Tee. When ctx is
-// done every hop gets the kernel's last frames, its file is finished
-// (complete and readable), and Spool returns. Files are written to dir
-// (created if needed) unless a hop names its Path.
-//
-// This is how trace takes live hops: spool them for --duration or until
-// Ctrl-C, then correlate the files (with --save DIR they are kept).
+// Spool opens every hop (so open errors come before anything is captured),
+// then drains each into DIR/HOP.pcapng until ctx ends. It is OpenSpool
+// followed by Run.
 func Spool(ctx context.Context, dir string, hops []SpoolHop, opts SpecOptions) ([]SpoolResult, error) {
+	sp, err := OpenSpool(ctx, dir, hops, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sp.Run(), nil
+}
+
+// Spooler holds live hops that OpenSpool opened: their sockets already
+// receive, so a caller can tell the user capture has started before Run.
+type Spooler struct {
+	runs []spoolRun
+	res  []SpoolResult
+}
+
+type spoolRun struct {
+	tee  Source
+	w    *PcapngWriter
+	path string
+}
+
+// OpenSpool opens every live hop and its pcapng file. On error nothing stays
+// open and no file is left behind.
+func OpenSpool(ctx context.Context, dir string, hops []SpoolHop, opts SpecOptions) (*Spooler, error) {
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
-	type running struct {
-		tee  Source
-		w    *PcapngWriter
-		path string
-	}
-	res := make([]SpoolResult, len(hops))
-	runs := make([]running, 0, len(hops))
-	fail := func(err error) ([]SpoolResult, error) {
-		for _, r := range runs {
+	sp := &Spooler{res: make([]SpoolResult, len(hops))}
+	fail := func(err error) (*Spooler, error) {
+		for _, r := range sp.runs {
 			r.tee.Close()
 			os.Remove(r.path) // nothing was captured into it
 		}
@@ -85,11 +91,18 @@ func Spool(ctx context.Context, dir string, hops []SpoolHop, opts SpecOptions) (
 			src.Close()
 			return fail(fmt.Errorf("hop %s: %w", h.Name, err))
 		}
-		runs = append(runs, running{tee: Tee(src, w), w: w, path: path})
-		res[i] = SpoolResult{Name: h.Name, Spec: h.Spec, Path: path}
+		sp.runs = append(sp.runs, spoolRun{tee: Tee(src, w), w: w, path: path})
+		sp.res[i] = SpoolResult{Name: h.Name, Spec: h.Spec, Path: path}
 	}
+	return sp, nil
+}
+
+// Run drains every hop, one goroutine each, until the context given to
+// OpenSpool ends, closes the files (with the kernel's statistics) and
+// returns what each hop captured.
+func (sp *Spooler) Run() []SpoolResult {
 	var wg sync.WaitGroup
-	for i, r := range runs {
+	for i, r := range sp.runs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -99,15 +112,15 @@ func Spool(ctx context.Context, dir string, hops []SpoolHop, opts SpecOptions) (
 				err = r.tee.Next(&f)
 			}
 			if !errors.Is(err, io.EOF) {
-				res[i].Err = err
+				sp.res[i].Err = err
 			}
-			res[i].Interfaces = r.tee.Interfaces()
-			res[i].Frames = r.w.Frames()
-			if cerr := r.tee.Close(); cerr != nil && res[i].Err == nil {
-				res[i].Err = cerr
+			sp.res[i].Interfaces = r.tee.Interfaces()
+			sp.res[i].Frames = r.w.Frames()
+			if cerr := r.tee.Close(); cerr != nil && sp.res[i].Err == nil {
+				sp.res[i].Err = cerr
 			}
 		}()
 	}
 	wg.Wait()
-	return res, nil
+	return sp.res
 }

@@ -84,8 +84,7 @@ func (o *traceOptions) spoolLive(cmd *cobra.Command, g *globalOptions, args []ho
 		until = fmt.Sprintf("for %s (Ctrl-C stops earlier)", o.duration)
 	}
 	defer cancel()
-	fmt.Fprintf(g.stderr, "vpndiag: capturing on %s %s\n", strings.Join(names, " "), until)
-	res, err := capture.Spool(capCtx, dir, live, capture.SpecOptions{Filter: o.filter, SnapLen: o.snapLen,
+	sp, err := capture.OpenSpool(capCtx, dir, live, capture.SpecOptions{Filter: o.filter, SnapLen: o.snapLen,
 		BufferSize: o.bufferMB << 20, NativeFilter: o.nativeFilter})
 	if err != nil {
 		cleanup()
@@ -96,6 +95,9 @@ func (o *traceOptions) spoolLive(cmd *cobra.Command, g *globalOptions, args []ho
 		// os.ErrPermission: the message names CAP_NET_RAW, sudo and setcap.
 		return nil, func() {}, runtimeErr(err)
 	}
+	// Every socket is open and receiving: only now is "capturing" true.
+	fmt.Fprintf(g.stderr, "vpndiag: capturing on %s %s\n", strings.Join(names, " "), until)
+	res := sp.Run()
 	spooled := map[string]capture.SpoolResult{}
 	var total uint64
 	for _, r := range res {
