@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/vpndiag/vpndiag/analyze"
 	natana "github.com/vpndiag/vpndiag/analyze/nat"
+	promserve "github.com/vpndiag/vpndiag/probe/metrics"
 	"github.com/vpndiag/vpndiag/probe/nat"
 	"github.com/vpndiag/vpndiag/report"
 )
@@ -155,16 +153,12 @@ func natcheckLive(ctx context.Context, g *globalOptions, o *natcheckOptions, arg
 	opt := nat.Options{NetNS: o.netns}
 	metrics := nat.NewMetrics()
 	if o.listen != "" {
-		ln, err := net.Listen("tcp", o.listen)
+		srv, err := promserve.Listen(o.listen, metrics.Registry())
 		if err != nil {
-			return usageErr("--listen %s: %v", o.listen, err)
+			return usageErr("--listen: %v", err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry(), promhttp.HandlerOpts{}))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
-		fmt.Fprintf(g.stderr, "vpndiag: serving metrics on http://%s/metrics\n", ln.Addr())
+		fmt.Fprintf(g.stderr, "vpndiag: serving metrics on http://%s/metrics\n", srv.Addr())
 	}
 	export := func(s nat.Sample) error {
 		metrics.Update(s.Snapshot, s.Analysis)

@@ -1,13 +1,12 @@
 package nat
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vpndiag/vpndiag/probe/metrics"
 )
 
 // MaxPoolSeries bounds how many pools (the busiest) are exported as labelled
@@ -46,20 +45,9 @@ func (m *Metrics) Update(s *Snapshot, a *Analysis) {
 }
 
 // WriteTextfile writes the metrics for node_exporter's textfile collector to
-// dir/vpndiag_nat.prom atomically (a temporary file renamed into place).
+// dir/vpndiag_nat.prom atomically (the shared probe/metrics mechanism).
 func (m *Metrics) WriteTextfile(dir string) error {
-	st, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("textfile directory: %w", err)
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("textfile directory %s: not a directory", dir)
-	}
-	path := filepath.Join(dir, TextfileName)
-	if err := prometheus.WriteToTextfile(path, m.reg); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return metrics.WriteTextfile(dir, TextfileName, m.reg)
 }
 
 var (
