@@ -40,23 +40,6 @@ const (
 	maxExamples  = 5
 )
 
-type ref struct {
-	input int
-	frame uint64
-}
-
-type refs struct {
-	n   int
-	ref [maxExamples]ref
-}
-
-func (r *refs) add(input int, frame uint64) {
-	if r.n < maxExamples {
-		r.ref[r.n] = ref{input, frame}
-		r.n++
-	}
-}
-
 // domain is one L2 broadcast domain at one capture point.
 type domain struct {
 	input  int
@@ -84,22 +67,22 @@ type ipState struct {
 	last       [6]byte
 	haveLast   bool
 	changes    uint32
-	changeEx   refs
+	changeEx   analyze.Examples
 	concurrent uint32 // claims made while another MAC held the address
-	dupEx      refs
+	dupEx      analyze.Examples
 
 	requesters [GatewayRequesters]netip.Addr
 	nReq       int
 	requests   uint32
 	replies    uint32
 	gratuitous uint32
-	gratEx     refs
+	gratEx     analyze.Examples
 
 	pending      uint32 // requests since the last reply, not yet expired
 	pendingLast  int64
 	pendingFrame uint64
 	unanswered   uint32
-	unansEx      refs
+	unansEx      analyze.Examples
 }
 
 // inputState is per capture point.
@@ -108,7 +91,7 @@ type inputState struct {
 	gratRing  [StormCount]int64
 	gratN     uint64
 	stormPeak int // most gratuitous ARPs within StormWindow
-	stormEx   refs
+	stormEx   analyze.Examples
 	arps      uint64
 	replies   uint64
 }
@@ -180,7 +163,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 			s.claim(rec, p)
 			if grat {
 				s.gratuitous++
-				s.gratEx.add(rec.Input, rec.Frame)
+				s.gratEx.Add(rec.Input, rec.Frame)
 			}
 			if p.Op == 2 {
 				s.replies++
@@ -208,7 +191,7 @@ func (a *Analyzer) gratuitous(in *inputState, rec *decode.Record) {
 	}
 	in.stormPeak = max(in.stormPeak, n)
 	if n >= StormCount {
-		in.stormEx.add(rec.Input, rec.Frame)
+		in.stormEx.Add(rec.Input, rec.Frame)
 	}
 }
 
@@ -223,10 +206,10 @@ func (s *ipState) claim(rec *decode.Record, p *decode.ARP) {
 		}
 		if rec.Time-s.claims[i].last <= int64(ConcurrentWindow) {
 			s.concurrent++
-			if s.dupEx.n == 0 {
-				s.dupEx.add(rec.Input, s.claims[i].firstFrame)
+			if s.dupEx.Len() == 0 {
+				s.dupEx.Add(rec.Input, s.claims[i].firstFrame)
 			}
-			s.dupEx.add(rec.Input, rec.Frame)
+			s.dupEx.Add(rec.Input, rec.Frame)
 		}
 	}
 	if c == nil {
@@ -244,7 +227,7 @@ func (s *ipState) claim(rec *decode.Record, p *decode.ARP) {
 	}
 	if s.haveLast && s.last != mac {
 		s.changes++
-		s.changeEx.add(rec.Input, rec.Frame)
+		s.changeEx.Add(rec.Input, rec.Frame)
 	}
 	s.last, s.haveLast = mac, true
 }
@@ -272,7 +255,7 @@ func (s *ipState) request(rec *decode.Record, p *decode.ARP) {
 func (s *ipState) expire(now int64, input int) {
 	if s.pending > 0 && now-s.pendingLast > int64(AnswerWindow) {
 		s.unanswered += s.pending
-		s.unansEx.add(input, s.pendingFrame)
+		s.unansEx.Add(input, s.pendingFrame)
 		s.pending = 0
 	}
 }

@@ -60,21 +60,6 @@ type Result struct {
 	Untracked uint64          `json:"claims_not_tracked"`
 }
 
-func inputName(inputs []analyze.InputInfo, i int) string {
-	if i >= 0 && i < len(inputs) {
-		return inputs[i].Name
-	}
-	return fmt.Sprintf("input %d", i)
-}
-
-func (r refs) frames(inputs []analyze.InputInfo) []report.FrameRef {
-	out := make([]report.FrameRef, 0, r.n)
-	for _, x := range r.ref[:r.n] {
-		out = append(out, report.FrameRef{File: inputName(inputs, x.input), Frame: x.frame})
-	}
-	return out
-}
-
 func (d domain) String() string {
 	switch {
 	case d.tunnel != 0:
@@ -105,7 +90,7 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 		if in.arps == 0 {
 			continue
 		}
-		res.Inputs = append(res.Inputs, InputResult{Input: inputName(inputs, i), ARP: in.arps, Replies: in.replies,
+		res.Inputs = append(res.Inputs, InputResult{Input: analyze.InputName(inputs, i), ARP: in.arps, Replies: in.replies,
 			Gratuitous: in.gratN, GratuitousPeak: in.stormPeak})
 	}
 	for _, k := range a.order {
@@ -116,7 +101,7 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 			s.expire(end, k.input)
 			pending = s.pending
 		}
-		ar := AddressResult{Input: inputName(inputs, k.input), Domain: k.domain.String(), IP: k.ip.String(), MACs: []string{},
+		ar := AddressResult{Input: analyze.InputName(inputs, k.input), Domain: k.domain.String(), IP: k.ip.String(), MACs: []string{},
 			Requests: s.requests, Replies: s.replies, Unanswered: s.unanswered, Pending: pending, Gratuitous: s.gratuitous,
 			Changes: s.changes, Concurrent: s.concurrent, GatewayLike: s.gatewayLike(k)}
 		for _, c := range s.claims[:s.nMACs] {
@@ -171,7 +156,7 @@ func (a *Analyzer) addressFindings(r *report.Report, inputs []analyze.InputInfo,
 				ar.Input, ar.IP, gw, len(ar.MACs), strings.Join(ar.MACs, ", "), s.concurrent, ConcurrentWindow, s.changes),
 			Where: where, Evidence: map[string]any{"ip": ar.IP, "macs": ar.MACs, "claims": ar.Claims, "concurrent_claims": s.concurrent,
 				"mac_changes": s.changes, "gateway_like": ar.GatewayLike, "domain": ar.Domain},
-			Frames: s.dupEx.frames(inputs),
+			Frames: s.dupEx.FrameRefs(inputs, maxExamples),
 			Remedy: "Two hosts hold " + ar.IP + ": hosts on this segment send to whichever answered last. Give each gateway its own " +
 				"address (or use VRRP/keepalived with one virtual MAC), or separate the L2 domains; find the MACs' switch ports " +
 				"(bridge fdb show / show mac address-table address MAC) and check which one should own the address. " +
@@ -187,7 +172,7 @@ func (a *Analyzer) addressFindings(r *report.Report, inputs []analyze.InputInfo,
 			Summary: fmt.Sprintf("%s: the MAC claiming %s%s changed %d times among %s.", ar.Input, ar.IP, gw, s.changes, strings.Join(ar.MACs, ", ")),
 			Where:   where, Evidence: map[string]any{"ip": ar.IP, "macs": ar.MACs, "claims": ar.Claims, "mac_changes": s.changes,
 				"gateway_like": ar.GatewayLike, "flap_min": FlapMin},
-			Frames: s.changeEx.frames(inputs),
+			Frames: s.changeEx.FrameRefs(inputs, maxExamples),
 			Remedy: "One change is a failover or a replaced host. Repeated changes mean the address moves back and forth: a " +
 				"flapping HA pair (check VRRP/keepalived priorities and advert timers, and that both nodes see each other's " +
 				"adverts), a bonding/teaming failover loop, or two hosts configured with the same address."})
@@ -198,7 +183,7 @@ func (a *Analyzer) addressFindings(r *report.Report, inputs []analyze.InputInfo,
 				ar.Input, s.unanswered, ar.IP, gw, AnswerWindow, s.requests, s.replies),
 			Where: where, Evidence: map[string]any{"ip": ar.IP, "unanswered": s.unanswered, "requests": s.requests, "replies": s.replies,
 				"pending_at_end": ar.Pending, "gateway_like": ar.GatewayLike},
-			Frames: s.unansEx.frames(inputs),
+			Frames: s.unansEx.FrameRefs(inputs, maxExamples),
 			Remedy: "The host asking keeps retrying: " + ar.IP + " is down, on another VLAN/segment, or filtered. Check the " +
 				"requester's address and prefix, the target's interface and VLAN, and (for a gateway) that its address is " +
 				"configured on the right interface. Replies are unicast: capture where the requester is to see them."})
@@ -231,13 +216,13 @@ func (a *Analyzer) stormFindings(r *report.Report, inputs []analyze.InputInfo) {
 			}
 			tops = append(tops, fmt.Sprintf("%s (%d)", t.ip, t.n))
 		}
-		name := inputName(inputs, i)
+		name := analyze.InputName(inputs, i)
 		r.Add(report.Finding{ID: IDGratuitousStorm, Severity: report.SeverityWarning, Title: "Gratuitous ARP storm",
 			Summary: fmt.Sprintf("%s: %d gratuitous ARPs in all, up to %d within %s; top senders %s.",
 				name, in.gratN, in.stormPeak, StormWindow, strings.Join(tops, ", ")),
 			Where: &report.Where{Hop: name}, Evidence: map[string]any{"gratuitous": in.gratN, "peak": in.stormPeak,
 				"window_seconds": StormWindow.Seconds(), "threshold": StormCount, "top_senders": tops},
-			Frames: in.stormEx.frames(inputs),
+			Frames: in.stormEx.FrameRefs(inputs, maxExamples),
 			Remedy: "Something announces addresses continuously: an HA pair failing over in a loop (VRRP/keepalived: check " +
 				"garp_master_refresh and split-brain), a misconfigured bonding mode, or an attack (ARP spoofing). Rate-limit ARP " +
 				"on the switch (dynamic ARP inspection / storm control) and fix the sender listed."})

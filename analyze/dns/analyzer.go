@@ -47,23 +47,6 @@ const (
 	maxExamples = 5
 )
 
-type ref struct {
-	input int
-	frame uint64
-}
-
-type refs struct {
-	n   int
-	ref [maxExamples]ref
-}
-
-func (r *refs) add(input int, frame uint64) {
-	if r.n < maxExamples {
-		r.ref[r.n] = ref{input, frame}
-		r.n++
-	}
-}
-
 // qkey identifies one query. The keys' fields leave no padding, so maps
 // hash them as one block of memory.
 type qkey struct {
@@ -120,10 +103,10 @@ type server struct {
 	samples                                []int64 // latencies, ns
 	seen                                   uint64  // latencies observed (for the reservoir)
 	rng                                    uint64
-	unansweredEx, retransEx                refs
-	servfailEx, refusedEx, truncEx         refs
+	unansweredEx, retransEx                analyze.Examples
+	servfailEx, refusedEx, truncEx         analyze.Examples
 	noFallback                             uint64
-	noFallbackEx                           refs
+	noFallbackEx                           analyze.Examples
 	unansweredNames                        [maxExamples]uint64
 }
 
@@ -141,7 +124,7 @@ type aaaaEvent struct {
 	addr     netip.Addr
 	frame    uint64
 	escapes  uint64 // packets to or from addr outside any tunnel afterwards
-	escapeEx refs
+	escapeEx analyze.Examples
 }
 
 // Analyzer is the DNS analyzer.
@@ -165,7 +148,7 @@ type Analyzer struct {
 
 	messages     uint64
 	tcpGaps      uint64 // TCP segments on port 53 not holding whole messages
-	tcpGapEx     refs
+	tcpGapEx     analyze.Examples
 	evicted      uint64 // pending queries dropped unsettled under memory pressure
 	droppedEvent uint64
 }
@@ -235,7 +218,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 
 func (a *Analyzer) tcpGap(rec *decode.Record) {
 	a.tcpGaps++
-	a.tcpGapEx.add(rec.Input, rec.Frame)
+	a.tcpGapEx.Add(rec.Input, rec.Frame)
 }
 
 // tunRun counts a run of consecutive tunnelled IPv4 packets between the same
@@ -293,7 +276,7 @@ func (a *Analyzer) escapeCheck(rec *decode.Record, l *decode.Level) {
 		for _, i := range a.eventAddrs[akey{rec.Input, addr}] {
 			e := &a.events[i]
 			e.escapes++
-			e.escapeEx.add(rec.Input, rec.Frame)
+			e.escapeEx.Add(rec.Input, rec.Frame)
 		}
 	}
 }
@@ -335,17 +318,17 @@ func (a *Analyzer) message(rec *decode.Record, l *decode.Level, m *message, b []
 	switch m.rcode() {
 	case rcodeFail:
 		s.servfail++
-		s.servfailEx.add(rec.Input, rec.Frame)
+		s.servfailEx.Add(rec.Input, rec.Frame)
 	case rcodeRefuse:
 		s.refused++
-		s.refusedEx.add(rec.Input, rec.Frame)
+		s.refusedEx.Add(rec.Input, rec.Frame)
 	case rcodeNX:
 		s.nxdomain++
 	}
 	if m.truncated() && !tcp {
 		q.tc = true
 		s.truncated++
-		s.truncEx.add(rec.Input, rec.Frame)
+		s.truncEx.Add(rec.Input, rec.Frame)
 	}
 	if q.fallbackFor != nil {
 		q.fallbackFor.fallbackOK = true
@@ -417,7 +400,7 @@ func (a *Analyzer) resent(q *query, rec *decode.Record) {
 	s.resends++
 	if q.resent == 1 {
 		s.retransmitted++
-		s.retransEx.add(rec.Input, rec.Frame)
+		s.retransEx.Add(rec.Input, rec.Frame)
 	}
 }
 
@@ -444,10 +427,10 @@ func (a *Analyzer) settle(q *query, end int64) bool {
 	q.settled = true
 	s := q.server
 	s.unanswered++
-	if s.unansweredEx.n < maxExamples {
-		s.unansweredNames[s.unansweredEx.n] = q.qhash
+	if s.unansweredEx.Len() < maxExamples {
+		s.unansweredNames[s.unansweredEx.Len()] = q.qhash
 	}
-	s.unansweredEx.add(q.input, q.firstFrame)
+	s.unansweredEx.Add(q.input, q.firstFrame)
 	return true
 }
 

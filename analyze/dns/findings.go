@@ -70,21 +70,6 @@ type Result struct {
 	AAAAEventsLost uint64         `json:"aaaa_events_not_tracked"`
 }
 
-func inputName(inputs []analyze.InputInfo, i int) string {
-	if i >= 0 && i < len(inputs) {
-		return inputs[i].Name
-	}
-	return fmt.Sprintf("input %d", i)
-}
-
-func (r refs) frames(inputs []analyze.InputInfo) []report.FrameRef {
-	out := make([]report.FrameRef, 0, r.n)
-	for _, x := range r.ref[:r.n] {
-		out = append(out, report.FrameRef{File: inputName(inputs, x.input), Frame: x.frame})
-	}
-	return out
-}
-
 // percentile returns the nearest-rank p-th percentile of sorted samples.
 func percentile(sorted []int64, p float64) int64 {
 	if len(sorted) == 0 {
@@ -116,7 +101,7 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 		}
 		if q.tc && !q.fallbackOK && q.input < len(a.ends) && q.last <= a.ends[q.input]-int64(FallbackWindow) {
 			q.server.noFallback++
-			q.server.noFallbackEx.add(q.input, q.respFrame)
+			q.server.noFallbackEx.Add(q.input, q.respFrame)
 		}
 	}
 	servers := make([]*server, 0, len(a.servers))
@@ -138,7 +123,7 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 			"NXDOMAIN", "truncated", "TCP queries", "p50 ms", "p99 ms"}}
 	for _, s := range servers {
 		slices.Sort(s.samples)
-		sr := ServerResult{Input: inputName(inputs, s.key.input), Server: s.key.server.String(), Queries: s.queries,
+		sr := ServerResult{Input: analyze.InputName(inputs, s.key.input), Server: s.key.server.String(), Queries: s.queries,
 			TCPQueries: s.tcpQueries, Answered: s.answered, Unanswered: s.unanswered, Pending: pending[s],
 			Retransmitted: s.retransmitted, Resends: s.resends, Servfail: s.servfail, Refused: s.refused,
 			NXDomain: s.nxdomain, Truncated: s.truncated, NoFallback: s.noFallback, Orphans: s.orphans, Duplicates: s.duplicates}
@@ -194,7 +179,7 @@ func (a *Analyzer) serverFindings(r *report.Report, inputs []analyze.InputInfo, 
 			sev = report.SeverityWarning
 		}
 		var names []string
-		for _, h := range s.unansweredNames[:s.unansweredEx.n] {
+		for _, h := range s.unansweredNames[:s.unansweredEx.Len()] {
 			names = append(names, a.names[h])
 		}
 		r.Add(report.Finding{ID: IDUnanswered, Severity: sev, Title: "DNS queries without an answer",
@@ -202,7 +187,7 @@ func (a *Analyzer) serverFindings(r *report.Report, inputs []analyze.InputInfo, 
 				sr.Input, s.unanswered, s.queries, sr.Server, 100*rt, pendingText(sr.Pending)),
 			Where: where, Evidence: map[string]any{"server": sr.Server, "queries": s.queries, "unanswered": s.unanswered,
 				"ratio": rt, "answered": s.answered, "pending_at_end": sr.Pending, "example_names": names},
-			Frames: s.unansweredEx.frames(inputs),
+			Frames: s.unansweredEx.FrameRefs(inputs, maxExamples),
 			Remedy: "Find where the queries are lost: capture next to the server too (vpndiag trace client=... server=...). " +
 				"Check that the server is up and listening on the address (ss -ulpn sport = :53), firewall rules and rate limits " +
 				"on port 53 (nft list ruleset), the resolver's own upstream, and NAT port exhaustion in front of it (natcheck)."})
@@ -218,14 +203,14 @@ func (a *Analyzer) serverFindings(r *report.Report, inputs []analyze.InputInfo, 
 				sr.Input, s.retransmitted, s.queries, sr.Server, 100*rt, s.resends),
 			Where: where, Evidence: map[string]any{"server": sr.Server, "queries": s.queries, "retransmitted": s.retransmitted,
 				"resends": s.resends, "ratio": rt},
-			Frames: s.retransEx.frames(inputs),
+			Frames: s.retransEx.FrameRefs(inputs, maxExamples),
 			Remedy: "Clients retry when an answer is slow or lost: compare with dns.unanswered and the latency in the dns_servers " +
 				"table; if answers arrive but late, look at the server's upstream; if they are lost, trace the path."})
 	}
 	for _, rc := range []struct {
 		id, name string
 		n        uint64
-		ex       refs
+		ex       analyze.Examples
 		remedy   string
 	}{
 		{IDServfail, "SERVFAIL", s.servfail, s.servfailEx, "SERVFAIL means the resolver could not get an answer: check its upstream " +
@@ -245,7 +230,7 @@ func (a *Analyzer) serverFindings(r *report.Report, inputs []analyze.InputInfo, 
 		r.Add(report.Finding{ID: rc.id, Severity: sev, Title: "DNS " + rc.name + " answers",
 			Summary: fmt.Sprintf("%s: %s answered %d of %d queries with %s (%.1f%%).", sr.Input, sr.Server, rc.n, s.answered, rc.name, 100*rt),
 			Where:   where, Evidence: map[string]any{"server": sr.Server, "answered": s.answered, strings.ToLower(rc.name): rc.n, "ratio": rt},
-			Frames: rc.ex.frames(inputs), Remedy: rc.remedy})
+			Frames: rc.ex.FrameRefs(inputs, maxExamples), Remedy: rc.remedy})
 	}
 	if s.truncated > 0 {
 		sev := report.SeverityInfo
@@ -257,7 +242,7 @@ func (a *Analyzer) serverFindings(r *report.Report, inputs []analyze.InputInfo, 
 				sr.Input, sr.Server, s.truncated, s.noFallback, FallbackWindow),
 			Where: where, Evidence: map[string]any{"server": sr.Server, "truncated": s.truncated, "without_tcp_answer": s.noFallback,
 				"tcp_queries": s.tcpQueries},
-			Frames: append(s.truncEx.frames(inputs), s.noFallbackEx.frames(inputs)...),
+			Frames: append(s.truncEx.FrameRefs(inputs, maxExamples), s.noFallbackEx.FrameRefs(inputs, maxExamples)...),
 			Remedy: "Truncated answers must be retried over TCP port 53: allow TCP/53 to the server on every firewall and in the " +
 				"tunnel policy, and keep EDNS buffer sizes at 1232 so answers fit without fragmentation."})
 	}
@@ -298,11 +283,11 @@ func (a *Analyzer) escapeFindings(r *report.Report, inputs []analyze.InputInfo) 
 				names = append(names, a.names[e.qhash])
 			}
 			if len(frames) < maxExamples {
-				frames = append(frames, report.FrameRef{File: inputName(inputs, e.input), Frame: e.frame})
+				frames = append(frames, report.FrameRef{File: analyze.InputName(inputs, e.input), Frame: e.frame})
 			}
 		}
 		for _, e := range evs {
-			frames = append(frames, e.escapeEx.frames(inputs)...)
+			frames = append(frames, e.escapeEx.FrameRefs(inputs, maxExamples)...)
 		}
 		var addrList []string
 		for ad := range addrs {
@@ -311,14 +296,14 @@ func (a *Analyzer) escapeFindings(r *report.Report, inputs []analyze.InputInfo) 
 		slices.Sort(addrList)
 		sev := report.SeverityInfo
 		sum := fmt.Sprintf("%s: %s, whose traffic here goes through an IPv4-only tunnel (%d tunnelled packets), got %d AAAA answers with global IPv6 addresses (%s); if it has IPv6 of its own, it will reach them outside the tunnel.",
-			inputName(inputs, k.input), k.client, a.tunnelled[akey{k.input, k.client}], len(evs), strings.Join(names, ", "))
+			analyze.InputName(inputs, k.input), k.client, a.tunnelled[akey{k.input, k.client}], len(evs), strings.Join(names, ", "))
 		if escapes > 0 {
 			sev = report.SeverityWarning
 			sum = fmt.Sprintf("%s: %s, whose traffic here goes through an IPv4-only tunnel, got %d AAAA answers with global IPv6 addresses (%s), and %d IPv6 packets to or from those addresses went outside the tunnel.",
-				inputName(inputs, k.input), k.client, len(evs), strings.Join(names, ", "), escapes)
+				analyze.InputName(inputs, k.input), k.client, len(evs), strings.Join(names, ", "), escapes)
 		}
 		r.Add(report.Finding{ID: IDAAAAEscape, Severity: sev, Title: "AAAA answers can pull traffic off an IPv4-only tunnel",
-			Summary: sum, Where: &report.Where{Hop: inputName(inputs, k.input), Class: "dns client " + k.client.String()},
+			Summary: sum, Where: &report.Where{Hop: analyze.InputName(inputs, k.input), Class: "dns client " + k.client.String()},
 			Evidence: map[string]any{"client": k.client.String(), "aaaa_answers": len(evs), "ipv6_addresses": addrList,
 				"names": names, "tunnelled_packets": a.tunnelled[akey{k.input, k.client}], "untunnelled_ipv6_packets": escapes},
 			Frames: frames,

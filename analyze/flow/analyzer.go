@@ -40,23 +40,6 @@ const (
 	maxExamples = 3
 )
 
-type ref struct {
-	input int
-	frame uint64
-}
-
-type refs struct {
-	n   int
-	ref [maxExamples]ref
-}
-
-func (r *refs) add(input int, frame uint64) {
-	if r.n < maxExamples {
-		r.ref[r.n] = ref{input, frame}
-		r.n++
-	}
-}
-
 type tkey struct {
 	input int
 	k     analyze.FlowKey
@@ -73,7 +56,7 @@ type tflow struct {
 	firstAck  [2]uint32 // first ACK number sent in this direction
 	haveAck   [2]bool
 	ackAdv    [2]uint32 // how far ACK numbers advanced in this direction
-	ex        refs
+	ex        analyze.Examples
 }
 
 // skey is a client asking a UDP service.
@@ -88,7 +71,7 @@ type service struct {
 	key        skey
 	fwd, back  uint64
 	firstFrame uint64
-	ex, backEx refs
+	ex, backEx analyze.Examples
 }
 
 // Verdict kinds.
@@ -106,7 +89,7 @@ type oneWay struct {
 	packets  uint64
 	ackAdv   uint32
 	why      string
-	ex       refs
+	ex       analyze.Examples
 }
 
 // Analyzer is the asymmetric-flow analyzer.
@@ -173,7 +156,7 @@ func (a *Analyzer) tcp(rec *decode.Record, l *decode.Level) {
 	t := &l.L4
 	f.pk[i]++
 	f.last = rec.Time
-	f.ex.add(rec.Input, rec.Frame)
+	f.ex.Add(rec.Input, rec.Frame)
 	switch {
 	case t.Flags&decode.TCPSyn != 0 && t.Flags&decode.TCPAck == 0:
 		f.syn[i] = true
@@ -258,10 +241,10 @@ func (a *Analyzer) udp(rec *decode.Record, l *decode.Level) {
 	}
 	if fwd {
 		s.fwd++
-		s.ex.add(rec.Input, rec.Frame)
+		s.ex.Add(rec.Input, rec.Frame)
 	} else {
 		s.back++
-		s.backEx.add(rec.Input, rec.Frame)
+		s.backEx.Add(rec.Input, rec.Frame)
 	}
 }
 

@@ -36,13 +36,6 @@ type Result struct {
 	MinPackets   int      `json:"min_packets"`
 }
 
-func inputName(inputs []analyze.InputInfo, i int) string {
-	if i >= 0 && i < len(inputs) {
-		return inputs[i].Name
-	}
-	return fmt.Sprintf("input %d", i)
-}
-
 func serviceName(k skey) string {
 	switch {
 	case k.wg:
@@ -88,7 +81,7 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 		if c := cmp.Compare(x.input, y.input); c != 0 {
 			return c
 		}
-		return cmp.Compare(x.ex.ref[0].frame, y.ex.ref[0].frame)
+		return cmp.Compare(x.ex.IDs()[0].Frame, y.ex.IDs()[0].Frame)
 	})
 	res := Result{OneWay: []OneWay{}, Evicted: a.evicted, UDPUntracked: a.dropped, MinPackets: MinPackets}
 	for _, w := range a.found {
@@ -96,7 +89,7 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 		if w.src.Port() == 0 {
 			src = w.src.Addr().String()
 		}
-		res.OneWay = append(res.OneWay, OneWay{Input: inputName(inputs, w.input), Kind: w.kind, Proto: w.proto, Src: src,
+		res.OneWay = append(res.OneWay, OneWay{Input: analyze.InputName(inputs, w.input), Kind: w.kind, Proto: w.proto, Src: src,
 			Dst: w.dst.String(), Packets: w.packets, AckAdv: w.ackAdv, Why: w.why})
 	}
 	r.SetData("flow", res)
@@ -123,7 +116,7 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 	}
 	for _, in := range order {
 		ws := byInput[in]
-		name := inputName(inputs, in)
+		name := analyze.InputName(inputs, in)
 		var elsewhere, noReply int
 		var frames []report.FrameRef
 		var examples []string
@@ -136,9 +129,9 @@ func (a *Analyzer) Finish(r *report.Report, inputs []analyze.InputInfo) {
 			if len(examples) < 5 {
 				examples = append(examples, fmt.Sprintf("%s %s > %s (%d packets: %s)", w.proto, w.src, w.dst, w.packets, w.why))
 			}
-			for _, x := range w.ex.ref[:w.ex.n] {
+			for _, x := range w.ex.IDs()[:min(w.ex.Len(), maxExamples)] {
 				if len(frames) < 6 {
-					frames = append(frames, report.FrameRef{File: inputName(inputs, x.input), Frame: x.frame})
+					frames = append(frames, report.FrameRef{File: analyze.InputName(inputs, x.Input), Frame: x.Frame})
 				}
 			}
 		}

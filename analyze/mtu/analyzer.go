@@ -45,23 +45,6 @@ const (
 	maxExamples  = 5
 )
 
-type ref struct {
-	input int
-	frame uint64
-}
-
-type refs struct {
-	n   int
-	ref [maxExamples]ref
-}
-
-func (r *refs) add(input int, frame uint64) {
-	if r.n < maxExamples {
-		r.ref[r.n] = ref{input, frame}
-		r.n++
-	}
-}
-
 // pathKey is a one-way path at one capture point.
 type pathKey struct {
 	input    int

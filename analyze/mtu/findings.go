@@ -77,21 +77,6 @@ type Result struct {
 	TCPEvicted       uint64     `json:"tcp_flows_evicted"`
 }
 
-func inputName(inputs []analyze.InputInfo, i int) string {
-	if i >= 0 && i < len(inputs) {
-		return inputs[i].Name
-	}
-	return fmt.Sprintf("input %d", i)
-}
-
-func (r refs) frames(inputs []analyze.InputInfo) []report.FrameRef {
-	out := make([]report.FrameRef, 0, r.n)
-	for _, x := range r.ref[:r.n] {
-		out = append(out, report.FrameRef{File: inputName(inputs, x.input), Frame: x.frame})
-	}
-	return out
-}
-
 func protoName(p uint8) string { return analyze.ProtoName(p) }
 
 func endpoint(a netip.Addr, port uint16) string {
@@ -143,7 +128,7 @@ func (a *Analyzer) fragFindings(r *report.Report, inputs []analyze.InputInfo, re
 			ins = append(ins, k.input)
 		}
 		byInput[k.input] = append(byInput[k.input], f)
-		res.Fragments = append(res.Fragments, FragFlow{Input: inputName(inputs, k.input), Level: int(k.level), Protocol: protoName(k.proto),
+		res.Fragments = append(res.Fragments, FragFlow{Input: analyze.InputName(inputs, k.input), Level: int(k.level), Protocol: protoName(k.proto),
 			Src: endpoint(k.src, f.sport), Dst: endpoint(k.dst, f.dport), Packets: f.packets, Fragments: f.fragments,
 			Failed: f.failed, Pending: f.pending, MaxSize: f.maxSize, Tunnel: f.tunnel})
 	}
@@ -164,22 +149,22 @@ func (a *Analyzer) fragFindings(r *report.Report, inputs []analyze.InputInfo, re
 	}
 	for _, in := range ins {
 		flows := byInput[in]
-		name := inputName(inputs, in)
+		name := analyze.InputName(inputs, in)
 		var packets, frags, tunnelFlows uint64
-		var ex refs
+		var ex analyze.Examples
 		for _, f := range flows {
 			packets += f.packets + f.failed + f.pending
 			frags += f.fragments
 			if f.tunnel {
 				tunnelFlows++
-				for _, x := range f.ex.ref[:f.ex.n] {
-					ex.add(x.input, x.frame)
+				for _, x := range f.ex.IDs() {
+					ex.Add(x.Input, x.Frame)
 				}
 			}
 		}
 		for _, f := range flows {
-			for _, x := range f.ex.ref[:f.ex.n] {
-				ex.add(x.input, x.frame)
+			for _, x := range f.ex.IDs() {
+				ex.Add(x.Input, x.Frame)
 			}
 		}
 		sev := report.SeverityInfo
@@ -191,7 +176,7 @@ func (a *Analyzer) fragFindings(r *report.Report, inputs []analyze.InputInfo, re
 		}
 		r.Add(report.Finding{ID: IDFragmented, Severity: sev, Title: "IP fragmentation", Summary: sum, Where: &report.Where{Hop: name},
 			Evidence: map[string]any{"packets": packets, "fragments": frags, "flows": len(flows), "tunnel_flows": tunnelFlows},
-			Frames:   ex.frames(inputs),
+			Frames:   ex.FrameRefs(inputs, maxExamples),
 			Remedy: "Fragments are slower, often dropped by firewalls and NAT, and one lost fragment loses the whole packet. " +
 				"For tunnels, lower the inner MTU to the effective MTU (see mtu_tunnel_overhead; e.g. ip link set dev wg0 mtu 1420) " +
 				"and clamp TCP MSS on the tunnel (nft: tcp flags syn tcp option maxseg size set rt mtu); for DNS, keep EDNS buffer sizes at 1232."})
@@ -203,7 +188,7 @@ func (a *Analyzer) fragFindings(r *report.Report, inputs []analyze.InputInfo, re
 		if c := cmp.Compare(x.key.input, y.key.input); c != 0 {
 			return c
 		}
-		return cmp.Compare(x.ex.ref[0].frame, y.ex.ref[0].frame)
+		return cmp.Compare(x.ex.IDs()[0].Frame, y.ex.IDs()[0].Frame)
 	})
 	byIn := map[int][]failure{}
 	var order []int
@@ -215,12 +200,12 @@ func (a *Analyzer) fragFindings(r *report.Report, inputs []analyze.InputInfo, re
 	}
 	for _, in := range order {
 		fs := byIn[in]
-		name := inputName(inputs, in)
-		var ex refs
+		name := analyze.InputName(inputs, in)
+		var ex analyze.Examples
 		var examples []string
 		for _, f := range fs {
-			for _, x := range f.ex.ref[:f.ex.n] {
-				ex.add(x.input, x.frame)
+			for _, x := range f.ex.IDs() {
+				ex.Add(x.Input, x.Frame)
 			}
 			if len(examples) < 5 {
 				examples = append(examples, fmt.Sprintf("%s %s > %s id %d: %d fragments, missing bytes %s",
@@ -231,7 +216,7 @@ func (a *Analyzer) fragFindings(r *report.Report, inputs []analyze.InputInfo, re
 			Summary:  fmt.Sprintf("%s: %d fragmented packets never got all their fragments here (first: %s).", name, len(fs), examples[0]),
 			Where:    &report.Where{Hop: name},
 			Evidence: map[string]any{"failed": len(fs), "examples": examples, "reassembly_timeout_seconds": ReassemblyTimeout.Seconds()},
-			Frames:   ex.frames(inputs),
+			Frames:   ex.FrameRefs(inputs, maxExamples),
 			Remedy: "A fragment was lost before this capture point (or filtered: many firewalls drop non-first fragments). " +
 				"The whole packet is lost. Avoid fragmentation: lower the MTU of the tunnel or sender, clamp TCP MSS, and make " +
 				"sure ICMP fragmentation-needed (IPv4 type 3 code 4) and ICMPv6 packet-too-big reach the senders."})
@@ -247,7 +232,7 @@ func (a *Analyzer) icmpFindings(r *report.Report, inputs []analyze.InputInfo, re
 		Columns: []string{"input", "sender", "advertised MTU", "messages", "for packets to", "largest quoted packet", "too-big packets after"}}
 	for _, k := range s.order {
 		tb := s.msgs[k]
-		tr := TooBig{Input: inputName(inputs, k.input), Sender: k.sender.String(), MTU: k.mtu, Count: tb.count,
+		tr := TooBig{Input: analyze.InputName(inputs, k.input), Sender: k.sender.String(), MTU: k.mtu, Count: tb.count,
 			Dsts: addrs(tb.dsts[:tb.nd]), Srcs: addrs(tb.srcs[:tb.ns]), QuotedMax: tb.quotedMax, Ignored: tb.ignored}
 		res.TooBig = append(res.TooBig, tr)
 		t.Rows = append(t.Rows, []any{tr.Input, tr.Sender, tr.MTU, tr.Count, strings.Join(tr.Dsts, ", "), tr.QuotedMax, tr.Ignored})
@@ -268,8 +253,8 @@ func (a *Analyzer) icmpFindings(r *report.Report, inputs []analyze.InputInfo, re
 			sum += " That MTU is below the protocol minimum: a broken device or a forged message."
 			remedy = "Find the device at " + tr.Sender + " and fix its MTU; if the message is forged, set net.ipv4.route.min_pmtu (default 552) and filter ICMP from untrusted sources."
 		}
-		ex := tb.ex.frames(inputs)
-		ex = append(ex, tb.ignoredEx.frames(inputs)...)
+		ex := tb.ex.FrameRefs(inputs, maxExamples)
+		ex = append(ex, tb.ignoredEx.FrameRefs(inputs, maxExamples)...)
 		r.Add(report.Finding{ID: IDFragNeeded, Severity: sev, Title: "ICMP fragmentation needed / packet too big", Summary: sum,
 			Where: &report.Where{Hop: tr.Input}, Evidence: map[string]any{"sender": tr.Sender, "mtu": k.mtu, "count": tb.count,
 				"quoted_destinations": tr.Dsts, "quoted_sources": tr.Srcs, "largest_quoted_packet": tb.quotedMax, "too_big_packets_after": tb.ignored},
@@ -298,7 +283,7 @@ func (a *Analyzer) mssFindings(r *report.Report, inputs []analyze.InputInfo) {
 		if uint32(e.mss)+hdr(k.addr) <= pm {
 			continue
 		}
-		name := inputName(inputs, k.input)
+		name := analyze.InputName(inputs, k.input)
 		r.Add(report.Finding{ID: IDMSSTooLarge, Severity: report.SeverityWarning, Title: "TCP MSS larger than the path MTU allows",
 			Summary: fmt.Sprintf("%s: %s announced MSS %d, so %s sends %d-byte packets, but MTU %d was advertised for the path to %s.",
 				name, k.addr, e.mss, e.peer, uint32(e.mss)+hdr(k.addr), pm, k.addr),
@@ -320,7 +305,7 @@ func (a *Analyzer) holeFindings(r *report.Report, inputs []analyze.InputInfo) {
 		return cmp.Compare(x.first, y.first)
 	})
 	for _, h := range hs {
-		name := inputName(inputs, h.input)
+		name := analyze.InputName(inputs, h.input)
 		why := fmt.Sprintf("packets up to %d bytes were acknowledged", h.ackedMax)
 		if h.pathMTU > 0 && (h.ackedMax == 0 || uint32(h.size) > h.pathMTU) {
 			why = fmt.Sprintf("MTU %d was advertised for the path", h.pathMTU)
@@ -343,7 +328,7 @@ func (a *Analyzer) overheadFindings(r *report.Report, inputs []analyze.InputInfo
 	t := report.Table{Name: "mtu_tunnel_overhead", Title: "Tunnel overhead and the MTU left inside",
 		Columns: []string{"input", "tunnel", "outer", "packets", "overhead", "largest outer", "largest inner", "base MTU", "effective inner MTU"}}
 	for in := range a.overhead.stats {
-		name := inputName(inputs, in)
+		name := analyze.InputName(inputs, in)
 		base, src := uint16(1500), "Ethernet default"
 		if in < len(a.pppoe) && a.pppoe[in] {
 			base, src = 1492, "PPPoE"

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/vpndiag/vpndiag/analyze"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 )
 
@@ -35,7 +36,7 @@ type train struct {
 	sport       uint16
 	dport       uint16
 	tunnel      bool
-	ex          refs
+	ex          analyze.Examples
 }
 
 // add merges [lo, hi) into the covered ranges.
@@ -108,7 +109,7 @@ type fragFlow struct {
 	sport     uint16
 	dport     uint16
 	tunnel    bool
-	ex        refs
+	ex        analyze.Examples
 }
 
 // failure is a train that never completed.
@@ -116,7 +117,7 @@ type failure struct {
 	key       fragKey
 	fragments uint16
 	missing   string
-	ex        refs
+	ex        analyze.Examples
 }
 
 type fragState struct {
@@ -173,7 +174,7 @@ func (s *fragState) fragment(rec *decode.Record, i int, l *decode.Level) {
 	}
 	t.last = rec.Time
 	t.fragments++
-	t.ex.add(rec.Input, rec.Frame)
+	t.ex.Add(rec.Input, rec.Frame)
 	off := uint32(l.IP.FragOffset)
 	n := uint32(0)
 	if l.IP.TotalLen > l.IP.HeaderLen {
@@ -219,8 +220,8 @@ func (s *fragState) flow(t *train) *fragFlow {
 		f.sport, f.dport = t.sport, t.dport
 	}
 	f.tunnel = f.tunnel || t.tunnel
-	for _, r := range t.ex.ref[:t.ex.n] {
-		f.ex.add(r.input, r.frame)
+	for _, r := range t.ex.IDs() {
+		f.ex.Add(r.Input, r.Frame)
 	}
 	return f
 }

@@ -3,6 +3,7 @@ package mtu
 import (
 	"net/netip"
 
+	"github.com/vpndiag/vpndiag/analyze"
 	"github.com/vpndiag/vpndiag/analyze/decode"
 )
 
@@ -18,14 +19,14 @@ type tooBig struct {
 	key       tooBigKey
 	count     uint64
 	first     int64
-	ex        refs
+	ex        analyze.Examples
 	dsts      [4]netip.Addr // destinations of the quoted packets
 	nd        int
 	srcs      [4]netip.Addr // senders of the quoted packets
 	ns        int
 	quotedMax uint16
 	ignored   uint64 // too-big packets on the quoted paths afterwards
-	ignoredEx refs
+	ignoredEx analyze.Examples
 }
 
 // watch is a path an ICMP said is too small for some packet: later packets
@@ -78,7 +79,7 @@ func (s *icmpState) tooBig(rec *decode.Record, l *decode.Level) {
 		s.order = append(s.order, k)
 	}
 	tb.count++
-	tb.ex.add(rec.Input, rec.Frame)
+	tb.ex.Add(rec.Input, rec.Frame)
 	q := &l.L4.Quoted
 	if !q.Valid {
 		return
@@ -113,7 +114,7 @@ func (s *icmpState) check(rec *decode.Record, l *decode.Level) {
 		return // the router may fragment it
 	}
 	w.tb.ignored++
-	w.tb.ignoredEx.add(rec.Input, rec.Frame)
+	w.tb.ignoredEx.Add(rec.Input, rec.Frame)
 }
 
 // mtuToward returns the smallest MTU advertised for packets to dst at input.
