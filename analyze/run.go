@@ -52,6 +52,7 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 		open = capture.Open
 	}
 	sources := make([]capture.Source, len(inputs))
+	p.totalBytes = 0
 	var firstErr error
 	defer func() {
 		for _, s := range sources {
