@@ -50,25 +50,10 @@ route a 198.18.42.1/32 via 198.18.40.2
 	const gap = 800 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var downs, ups int
-	done := make(chan struct{})
-	var res *Result
-	var err error
-	go func() {
-		defer close(done)
-		res, err = Run(ctx, Config{
-			Targets: []string{"198.18.42.1"}, Interval: interval, Duration: 4 * time.Second,
-			Timeout: 4 * interval, Mode: ping.Privileged, Netns: l.NS("a"),
-			OnEvent: func(e Event) {
-				switch e.Kind {
-				case Down:
-					downs++
-				case Up:
-					ups++
-				}
-			},
-		})
-	}()
+	w := startWatch(ctx, Config{
+		Targets: []string{"198.18.42.1"}, Interval: interval, Duration: 4 * time.Second,
+		Timeout: 4 * interval, Mode: ping.Privileged, Netns: l.NS("a"),
+	})
 	time.Sleep(1200 * time.Millisecond)
 	tx1 := txCount(t, l, "a", "eth1")
 	delStart := time.Now()
@@ -83,7 +68,7 @@ route a 198.18.42.1/32 via 198.18.40.2
 	}
 	addEnd := time.Now()
 	shortest, longest := addStart.Sub(delEnd), addEnd.Sub(delStart)
-	<-done
+	res, downs, ups, err := w.wait()
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,25 +22,10 @@ link a:eth0=198.18.9.1/24 b:eth0=198.18.9.2/24
 	const downFor = time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var downs, ups int
-	done := make(chan struct{})
-	var res *Result
-	var err error
-	go func() {
-		defer close(done)
-		res, err = Run(ctx, Config{
-			Targets: []string{"198.18.9.2"}, Interval: interval, Duration: 4 * time.Second,
-			Timeout: 2 * interval, Mode: ping.Privileged, Netns: l.NS("a"),
-			OnEvent: func(e Event) {
-				switch e.Kind {
-				case Down:
-					downs++
-				case Up:
-					ups++
-				}
-			},
-		})
-	}()
+	w := startWatch(ctx, Config{
+		Targets: []string{"198.18.9.2"}, Interval: interval, Duration: 4 * time.Second,
+		Timeout: 2 * interval, Mode: ping.Privileged, Netns: l.NS("a"),
+	})
 	time.Sleep(1200 * time.Millisecond)
 	// The link changes state somewhere inside each command, so the true
 	// outage lies between these bounds.
@@ -56,7 +42,7 @@ link a:eth0=198.18.9.1/24 b:eth0=198.18.9.2/24
 	upAfter := time.Now()
 	shortest, longest := upBefore.Sub(downAfter), upAfter.Sub(downBefore)
 	actual := (shortest + longest) / 2
-	<-done
+	res, downs, ups, err := w.wait()
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -96,4 +82,37 @@ func TestUnresolvable(t *testing.T) {
 	if err == nil || time.Since(start) > 8*time.Second {
 		t.Fatalf("err = %v after %v", err, time.Since(start))
 	}
+}
+
+// backgroundWatch is a watch run in the background that counts its Down and
+// Up events (OnEvent may be called from several goroutines).
+type backgroundWatch struct {
+	done      chan struct{}
+	res       *Result
+	err       error
+	downs, up atomic.Int64
+}
+
+// startWatch runs Run(ctx, cfg) in the background; cfg.OnEvent is replaced.
+func startWatch(ctx context.Context, cfg Config) *backgroundWatch {
+	w := &backgroundWatch{done: make(chan struct{})}
+	cfg.OnEvent = func(e Event) {
+		switch e.Kind {
+		case Down:
+			w.downs.Add(1)
+		case Up:
+			w.up.Add(1)
+		}
+	}
+	go func() {
+		defer close(w.done)
+		w.res, w.err = Run(ctx, cfg)
+	}()
+	return w
+}
+
+// wait returns the result and the number of Down and Up events.
+func (w *backgroundWatch) wait() (*Result, int, int, error) {
+	<-w.done
+	return w.res, int(w.downs.Load()), int(w.up.Load()), w.err
 }
