@@ -19,10 +19,8 @@ func TestProbeCompareCLI(t *testing.T) {
 host a
 host b
 link a:eth0=198.18.32.1/24 b:eth0=198.18.32.2/24
-vxlan a:vx0 vni 7 local 198.18.32.1 remote 198.18.32.2 dev eth0 addr 198.18.33.1/24
-vxlan b:vx0 vni 7 local 198.18.32.2 remote 198.18.32.1 dev eth0 addr 198.18.33.2/24
-exec a ip link set vx0 address 02:00:00:00:33:01 && ip neigh replace 198.18.33.2 lladdr 02:00:00:00:33:02 dev vx0 nud permanent
-exec b ip link set vx0 address 02:00:00:00:33:02 && ip neigh replace 198.18.33.1 lladdr 02:00:00:00:33:01 dev vx0 nud permanent
+vxlan a:vx0 vni 7 local 198.18.32.1 remote 198.18.32.2 dev eth0 addr 198.18.33.1/24 neigh static
+vxlan b:vx0 vni 7 local 198.18.32.2 remote 198.18.32.1 dev eth0 addr 198.18.33.2/24 neigh static
 loss b input udp dport 4789 20%
 `)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -339,8 +339,8 @@ switch under
 host b
 link a:eth0=198.18.1.1/24 under:p1
 link b:eth0=198.18.1.2/24 under:p2
-vxlan a:vx0 vni 42 local 198.18.1.1 remote 198.18.1.2 dstport 4789 addr 198.18.100.1/24 mtu 1450
-vxlan b:vx0 vni 42 local 198.18.1.2 remote 198.18.1.1 dstport 4789 addr 198.18.100.2/24 mtu 1450
+vxlan a:vx0 vni 42 local 198.18.1.1 remote 198.18.1.2 dstport 4789 addr 198.18.100.1/24 mtu 1450 neigh static
+vxlan b:vx0 vni 42 local 198.18.1.2 remote 198.18.1.1 dstport 4789 addr 198.18.100.2/24 mtu 1450 neigh static
 loss under forward iif p1 udp dport 4789 25%
 `
 

@@ -15,22 +15,15 @@ import (
 )
 
 // vxlanPair: a and b joined by a veth (the underlay, 198.18.30.0/24) and a
-// VXLAN tunnel over it (198.18.31.0/24).
+// VXLAN tunnel over it (198.18.31.0/24). Static neighbors: no ARP crosses
+// the tunnel, so with loss on the underlay a lost ARP reply cannot hold
+// echo replies in the neighbor queue (loss the drop rule did not cause).
 const vxlanPair = `
 host a
 host b
 link a:eth0=198.18.30.1/24 b:eth0=198.18.30.2/24
-vxlan a:vx0 vni 42 local 198.18.30.1 remote 198.18.30.2 dev eth0 addr 198.18.31.1/24
-vxlan b:vx0 vni 42 local 198.18.30.2 remote 198.18.30.1 dev eth0 addr 198.18.31.2/24
-`
-
-// staticNeighbors fixes the tunnel's MAC addresses and neighbor entries, so
-// no ARP crosses the tunnel: with loss on the underlay, a lost ARP reply
-// would hold echo replies in the neighbor queue and add loss and delay
-// the drop rule did not cause directly.
-const staticNeighbors = `
-exec a ip link set vx0 address 02:00:00:00:31:01 && ip neigh replace 198.18.31.2 lladdr 02:00:00:00:31:02 dev vx0 nud permanent
-exec b ip link set vx0 address 02:00:00:00:31:02 && ip neigh replace 198.18.31.1 lladdr 02:00:00:00:31:01 dev vx0 nud permanent
+vxlan a:vx0 vni 42 local 198.18.30.1 remote 198.18.30.2 dev eth0 addr 198.18.31.1/24 neigh static
+vxlan b:vx0 vni 42 local 198.18.30.2 remote 198.18.30.1 dev eth0 addr 198.18.31.2/24 neigh static
 `
 
 func compareIn(t *testing.T, l *lab.Topology, cfg Config) *Result {
@@ -52,7 +45,7 @@ var nftPackets = regexp.MustCompile(`packets (\d+)`)
 // ~20% loss in the tunnel (binomial tolerance) and none on the underlay,
 // and the drop rule's counter accounts for every lost echo.
 func TestLabTunnelLoss(t *testing.T) {
-	l := lab.New(t, vxlanPair+staticNeighbors+"loss b input udp dport 4789 20%\n")
+	l := lab.New(t, vxlanPair+"loss b input udp dport 4789 20%\n")
 	const n = 500
 	res := compareIn(t, l, Config{Tunnel: "198.18.31.2", Underlay: "198.18.30.2", Count: n, Interval: 10 * time.Millisecond})
 	tp, up := res.Tunnel.Ping, res.Underlay.Ping

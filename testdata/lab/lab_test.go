@@ -182,6 +182,51 @@ vxlan a:vx0 vni 42 local 198.18.1.1 remote 198.18.1.2 dstport 4789 addr 198.18.1
 vxlan b:vx0 vni 42 local 198.18.1.2 remote 198.18.1.1 dstport 4789 addr 198.18.100.2/24 mtu 1450
 `
 
+// TestVXLANStaticNeigh: with "neigh static" each end has a permanent
+// neighbor entry with the other end's fixed MAC, and pings through the
+// tunnel carry no ARP on the underlay; without it, the first ping sends an
+// ARP request through the tunnel (the positive control).
+func TestVXLANStaticNeigh(t *testing.T) {
+	Require(t, "tshark", "ping")
+	for _, tc := range []struct {
+		neigh   string
+		wantARP bool
+	}{{"static", false}, {"dynamic", true}} {
+		t.Run(tc.neigh, func(t *testing.T) {
+			topo := New(t, strings.ReplaceAll(vxlanTopo, "mtu 1450", "mtu 1450 neigh "+tc.neigh))
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			for _, v := range topo.VXLANs {
+				link, err := topo.Exec(ctx, v.Host, "cat", "/sys/class/net/"+v.Iface+"/address")
+				if err != nil || strings.TrimSpace(string(link)) != v.MAC().String() {
+					t.Errorf("%s:%s address %q (%v), want %s", v.Host, v.Iface, link, err, v.MAC())
+				}
+			}
+			neigh, err := topo.Exec(ctx, "a", "ip", "neigh", "show", "dev", "vx0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := topo.VXLANs[1].MAC().String()
+			if got := strings.Contains(string(neigh), "198.18.100.2 lladdr "+b+" PERMANENT"); got == tc.wantARP {
+				t.Errorf("neighbors of a:vx0:\n%s\nwant a permanent entry for 198.18.100.2 at %s: %v", neigh, b, !tc.wantARP)
+			}
+			c := capture(t, topo, "a", "eth0", "")
+			out, err := topo.Exec(ctx, "a", "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.100.2")
+			stop(t, c)
+			if err != nil || !strings.Contains(string(out), "3 packets transmitted, 3 received") {
+				t.Fatalf("ping through the tunnel: %v\n%s", err, out)
+			}
+			arp, err := exec.CommandContext(ctx, "tshark", "-r", c.File, "-Y", "vxlan && arp", "-T", "fields", "-e", "arp.opcode").Output()
+			if err != nil {
+				t.Fatalf("tshark: %v", err)
+			}
+			if n := len(strings.Fields(string(arp))); (n > 0) != tc.wantARP {
+				t.Errorf("%d ARP frames inside the tunnel, want ARP: %v", n, tc.wantARP)
+			}
+		})
+	}
+}
+
 // TestVXLAN pings through a VXLAN tunnel and checks the underlay capture:
 // every packet is UDP 4789 with VNI 42 (by tshark and by gopacket), and it
 // carries the 5 echo requests and 5 replies.

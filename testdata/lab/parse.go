@@ -27,6 +27,12 @@ func Parse(text string) (*Topology, error) {
 	if len(t.Hosts) == 0 {
 		return nil, fmt.Errorf("topology declares no host")
 	}
+	for _, v := range t.VXLANs {
+		if v.StaticNeigh && t.peer(v) == nil {
+			return nil, fmt.Errorf("line %d: vxlan %s:%s neigh static: no vxlan statement for the other end (vni %d local %s remote %s)",
+				v.Line, v.Host, v.Iface, v.VNI, v.Remote, v.Local)
+		}
+	}
 	return t, nil
 }
 
@@ -608,7 +614,7 @@ func (p *parser) loss() error {
 }
 
 func (p *parser) vxlan() error {
-	usage := "vxlan HOST:IFACE vni N local ADDR remote ADDR [dstport N] [dev IFACE] [addr ADDR/LEN,...] [mtu N]"
+	usage := "vxlan HOST:IFACE vni N local ADDR remote ADDR [dstport N] [dev IFACE] [addr ADDR/LEN,...] [mtu N] [neigh static|dynamic]"
 	if err := p.need(2, usage); err != nil {
 		return err
 	}
@@ -658,6 +664,15 @@ func (p *parser) vxlan() error {
 		case "mtu":
 			if v.MTU, err = number(val, 68, 65535, "mtu"); err != nil {
 				return err
+			}
+		case "neigh":
+			switch val {
+			case "static":
+				v.StaticNeigh = true
+			case "dynamic":
+				v.StaticNeigh = false
+			default:
+				return fmt.Errorf("neigh %q: want static or dynamic", val)
 			}
 		default:
 			return fmt.Errorf("unexpected %q, usage: %s", k, usage)

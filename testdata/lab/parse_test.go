@@ -148,6 +148,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad port range", ab + "link a:eth0 b:eth0\nnat a masquerade oif eth0 ports 300-200", `line 4: bad port range "300-200"`},
 		{"nat without oif", "host a\nnat a masquerade", "line 2: nat needs oif"},
 		{"vxlan without vni", "host a\nvxlan a:vx0 local 198.18.0.1 remote 198.18.0.2", "line 2: vxlan needs vni, local and remote"},
+		{"neigh static without peer", "host a\nvxlan a:vx0 vni 1 local 198.18.0.1 remote 198.18.0.2 neigh static", "line 2: vxlan a:vx0 neigh static: no vxlan statement for the other end"},
+		{"bad neigh", "host a\nvxlan a:vx0 vni 1 local 198.18.0.1 remote 198.18.0.2 neigh sometimes", `line 2: neigh "sometimes": want static or dynamic`},
 		{"route without via or dev", "host a\nroute a default", "line 2: route needs via or dev"},
 		{"route family mismatch", "host a\nroute a 198.18.0.0/16 via 2001:2::1", "line 2: gateway 2001:2::1 and destination are of different IP families"},
 		{"address on switch port", "switch s\nhost a\nlink a:eth0 s:p1=198.18.0.1/24", "line 3: s:p1 is a port of bridge br0"},

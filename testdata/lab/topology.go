@@ -13,6 +13,9 @@
 package lab
 
 import (
+	"fmt"
+	"hash/fnv"
+	"net"
 	"net/netip"
 	"sync"
 )
@@ -140,7 +143,34 @@ type VXLAN struct {
 	Dev     string // optional underlay device
 	Addrs   []netip.Prefix
 	MTU     int
-	Line    int
+	// StaticNeigh ("neigh static") gives this end permanent neighbor
+	// entries for the peer end's addresses, so no ARP or ND crosses the
+	// tunnel: with loss on the underlay, a lost ARP request would otherwise
+	// hold the first second of traffic in the neighbor queue and drop it
+	// there, loss the drop rule did not cause directly.
+	StaticNeigh bool
+	Line        int
+}
+
+// MAC is the vxlan device's link-layer address: locally administered and
+// derived from the VNI and local address, so each end of a tunnel can name
+// the other's without asking it.
+func (v *VXLAN) MAC() net.HardwareAddr {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s", v.VNI, v.Local)
+	sum := h.Sum(nil)
+	return net.HardwareAddr{0x02, sum[0], sum[1], sum[2], sum[3], sum[4]}
+}
+
+// peer returns the vxlan statement of the tunnel's other end (same VNI and
+// port, local and remote swapped), or nil.
+func (t *Topology) peer(v *VXLAN) *VXLAN {
+	for _, w := range t.VXLANs {
+		if w != v && w.VNI == v.VNI && w.DstPort == v.DstPort && w.Local == v.Remote && w.Remote == v.Local {
+			return w
+		}
+	}
+	return nil
 }
 
 // MTU sets an interface MTU: "mtu HOST IFACE N".

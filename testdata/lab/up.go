@@ -112,7 +112,7 @@ func (t *Topology) Up(ctx context.Context) (err error) {
 		}
 	}()
 	for _, step := range []func(context.Context) error{
-		t.upHosts, t.upBridges, t.upLinks, t.upVXLANs, t.upIfaces, t.waitLinks, t.upRoutes, t.upNFT, t.upExecs,
+		t.upHosts, t.upBridges, t.upLinks, t.upVXLANs, t.upIfaces, t.waitLinks, t.upNeighbors, t.upRoutes, t.upNFT, t.upExecs,
 	} {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -207,7 +207,7 @@ func (t *Topology) upLinks(ctx context.Context) error {
 
 func (t *Topology) upVXLANs(ctx context.Context) error {
 	for _, v := range t.VXLANs {
-		args := []string{"link", "add", "name", v.Iface, "type", "vxlan", "id", strconv.Itoa(int(v.VNI)),
+		args := []string{"link", "add", "name", v.Iface, "address", v.MAC().String(), "type", "vxlan", "id", strconv.Itoa(int(v.VNI)),
 			"local", v.Local.String(), "remote", v.Remote.String(), "dstport", strconv.Itoa(int(v.DstPort))}
 		if v.Dev != "" {
 			args = append(args, "dev", v.Dev)
@@ -222,6 +222,23 @@ func (t *Topology) upVXLANs(ctx context.Context) error {
 		}
 		// Best effort: keep the tunnel's packets unsegmented like the veths.
 		_, _ = run(ctx, "ip", "netns", "exec", t.hostByName[v.Host].ns, "ethtool", "-K", v.Iface, "gro", "off", "gso", "off", "tso", "off")
+	}
+	return nil
+}
+
+// upNeighbors gives each "neigh static" vxlan end permanent neighbor
+// entries for its peer end's addresses.
+func (t *Topology) upNeighbors(ctx context.Context) error {
+	for _, v := range t.VXLANs {
+		if !v.StaticNeigh {
+			continue
+		}
+		w := t.peer(v)
+		for _, p := range t.Addrs(w.Host, w.Iface) {
+			if err := t.ip(ctx, v.Host, "neigh", "replace", p.Addr().String(), "lladdr", w.MAC().String(), "dev", v.Iface, "nud", "permanent"); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
