@@ -111,9 +111,9 @@ func pingTable(st *ping.Stats) report.Table {
 	return report.Table{
 		Name:    "ping",
 		Title:   "ICMP echo round trips (ms)",
-		Columns: []string{"target", "sent", "received", "loss %", "min", "avg", "p50", "p90", "p99", "max", "mdev", "dups", "reordered"},
+		Columns: []string{"target", "sent", "received", "loss %", "min", "avg", "p50", "p90", "p99", "max", "mdev", "dups", "reordered", "kernel-timed"},
 		Rows: [][]any{{st.Target, st.Sent, st.Received, st.LossPercent, ms(st.Min), ms(st.Avg), ms(st.P50),
-			ms(st.P90), ms(st.P99), ms(st.Max), ms(st.Mdev), st.Duplicates, st.Reordered}},
+			ms(st.P90), ms(st.P99), ms(st.Max), ms(st.Mdev), st.Duplicates, st.Reordered, st.KernelTimed}},
 	}
 }
 

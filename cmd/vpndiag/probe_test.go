@@ -152,8 +152,10 @@ func TestProbePingWatchCLI(t *testing.T) {
 		t.Fatalf("ping exit %d: %s", code, errOut)
 	}
 	rows := decodeReport(t, out).table(t, "ping")
-	if len(rows) != 1 || rows[0][1] != float64(5) || rows[0][2] != float64(5) {
-		t.Errorf("ping table %v", rows)
+	// As root the replies are timed by the kernel's receive timestamp (one
+	// may miss the 5 ms wait on a loaded machine).
+	if len(rows) != 1 || rows[0][1] != float64(5) || rows[0][2] != float64(5) || rows[0][13].(float64) < 4 {
+		t.Errorf("ping table %v, want 5 sent, 5 received, at least 4 kernel-timed", rows)
 	}
 	code, out, errOut = runCLI(t, ctx, "probe", "watch", "--duration", "1s", "-i", "20ms", "--format", "json", "127.0.0.1")
 	if code != 0 {

@@ -1,6 +1,7 @@
 // Package ping measures ICMP echo round trips with pro-bing: loss,
 // min/avg/percentiles/max, mdev (as iputils computes it), duplicates and
-// reordering.
+// reordering. With a raw socket on Linux, replies are timed by the kernel's
+// receive timestamp as iputils times them (see rxStamps).
 package ping
 
 import (
@@ -100,6 +101,10 @@ func (c *Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
+// stampWait bounds how long a reply waits for its kernel timestamp before
+// it is timed in user space instead.
+const stampWait = 5 * time.Millisecond
+
 // ErrPermission is wrapped by Run's error when the ICMP socket may not be
 // opened; the message says what to grant.
 var ErrPermission = errors.New("not permitted to open an ICMP socket")
@@ -130,14 +135,34 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 	privileged := cfg.Mode == Privileged || (cfg.Mode == Auto && os.Geteuid() == 0)
 	p.SetPrivileged(privileged)
 
+	// Raw sockets: time replies by the kernel's receive timestamp (as
+	// iputils does) where the second socket can be opened; otherwise, and
+	// for unprivileged ICMP sockets, pro-bing's user-space time.
+	var stamps *rxStamps
+	if privileged {
+		if s, err := openRxStamps(p.IPAddr().IP, p.ID()); err == nil {
+			stamps = s
+			defer stamps.Close()
+		}
+	}
 	acc := newAccumulator(cfg.Count)
 	var mu sync.Mutex
+	kernelTimed := 0
 	p.OnRecv = func(pk *probing.Packet) {
+		rtt, kernel := pk.Rtt, false
+		if stamps != nil {
+			if k, ok := stamps.take(pk.Seq, pk.Rtt, stampWait); ok {
+				rtt, kernel = k, true
+			}
+		}
 		mu.Lock()
-		r := acc.reply(pk.Seq, pk.Rtt)
+		if kernel {
+			kernelTimed++
+		}
+		r := acc.reply(pk.Seq, rtt)
 		mu.Unlock()
 		if cfg.OnReply != nil {
-			cfg.OnReply(Reply{Seq: pk.Seq, RTT: pk.Rtt, TTL: pk.TTL, Bytes: pk.Nbytes, From: pk.Addr, Reordered: r})
+			cfg.OnReply(Reply{Seq: pk.Seq, RTT: rtt, TTL: pk.TTL, Bytes: pk.Nbytes, From: pk.Addr, Reordered: r})
 		}
 	}
 	p.OnDuplicateRecv = func(pk *probing.Packet) {
@@ -149,6 +174,7 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 	ps := p.Statistics()
 	mu.Lock()
 	st := acc.stats(ps.PacketsSent, ps.PacketsRecvDuplicates)
+	st.KernelTimed = kernelTimed
 	mu.Unlock()
 	st.Target, st.Addr, st.Size, st.Privileged = cfg.Target, ps.IPAddr.String(), cfg.Size, privileged
 	if runErr != nil {

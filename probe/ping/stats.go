@@ -8,22 +8,25 @@ import (
 
 // Stats summarizes a ping run. Durations are JSON nanoseconds.
 type Stats struct {
-	Target      string          `json:"target"`
-	Addr        string          `json:"addr"`
-	Size        int             `json:"size"`
-	Privileged  bool            `json:"privileged"`
-	Sent        int             `json:"sent"`
-	Received    int             `json:"received"` // distinct replies
-	Duplicates  int             `json:"duplicates"`
-	Reordered   int             `json:"reordered"` // replies arriving after a later sequence number
-	LossPercent float64         `json:"loss_percent"`
-	Min         time.Duration   `json:"min_ns"`
-	Avg         time.Duration   `json:"avg_ns"`
-	P50         time.Duration   `json:"p50_ns"`
-	P90         time.Duration   `json:"p90_ns"`
-	P99         time.Duration   `json:"p99_ns"`
-	Max         time.Duration   `json:"max_ns"`
-	Mdev        time.Duration   `json:"mdev_ns"` // iputils: sqrt(mean(rtt²) − mean(rtt)²)
+	Target      string        `json:"target"`
+	Addr        string        `json:"addr"`
+	Size        int           `json:"size"`
+	Privileged  bool          `json:"privileged"`
+	Sent        int           `json:"sent"`
+	Received    int           `json:"received"` // distinct replies
+	Duplicates  int           `json:"duplicates"`
+	Reordered   int           `json:"reordered"` // replies arriving after a later sequence number
+	LossPercent float64       `json:"loss_percent"`
+	Min         time.Duration `json:"min_ns"`
+	Avg         time.Duration `json:"avg_ns"`
+	P50         time.Duration `json:"p50_ns"`
+	P90         time.Duration `json:"p90_ns"`
+	P99         time.Duration `json:"p99_ns"`
+	Max         time.Duration `json:"max_ns"`
+	Mdev        time.Duration `json:"mdev_ns"` // iputils: sqrt(mean(rtt²) − mean(rtt)²)
+	// KernelTimed counts replies timed by the kernel's receive timestamp
+	// (raw sockets on Linux); the others were timed in user space.
+	KernelTimed int             `json:"kernel_timed"`
 	RTTs        []time.Duration `json:"-"`
 }
 
