@@ -26,6 +26,8 @@ mtu a:eth0 1300
 mtu b:eth0 1300
 loss b input icmp saddr 198.18.7.1/32 daddr 198.18.7.3/32 30%
 addr b:eth0 198.18.7.3/24
+addr a:eth0 2001:2:0:7::1/64
+addr b:eth0 2001:2:0:7::2/64
 `
 
 func pingIn(t *testing.T, l *lab.Topology, host string, cfg Config) (*Stats, error) {
@@ -163,6 +165,15 @@ func TestLabPingModesAndFaults(t *testing.T) {
 		}
 		if st.Received != 0 || st.LossPercent != 100 || time.Since(start) > 3*time.Second {
 			t.Errorf("stats %+v after %v", st, time.Since(start))
+		}
+	})
+	t.Run("ipv6-kernel-timed", func(t *testing.T) {
+		st, err := pingIn(t, l, "a", Config{Target: "2001:2:0:7::2", Count: 20, Interval: 5 * time.Millisecond, Mode: Privileged})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Received != 20 || st.KernelTimed < 19 || st.Min <= 0 || st.Max > time.Second {
+			t.Errorf("stats %+v, want 20 ICMPv6 replies timed by the kernel", st)
 		}
 	})
 }
