@@ -27,6 +27,10 @@ type Pass struct {
 	Open      Opener // nil means capture.Open
 	// Sizes of all inputs, summed, for Progress; filled by Run when zero.
 	totalBytes int64
+	// wants[i] is what Analyzers[i] wants to see (WantAll unless it is
+	// Selective); selective is whether any is not WantAll.
+	wants     []Interest
+	selective bool
 }
 
 // InputError is an input that could not be read completely. The report keeps
@@ -73,9 +77,20 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 		_, total := src.Progress()
 		p.totalBytes += total
 	}
+	p.wants = p.wants[:0]
+	p.selective = false
+	for _, a := range p.Analyzers {
+		w := WantAll
+		if s, ok := a.(Selective); ok {
+			w = s.Wants()
+		}
+		p.wants = append(p.wants, w)
+		p.selective = p.selective || w != WantAll
+	}
 	var done int64
 	var rec decode.Record
 	var frame capture.Frame
+	ends := make([]inputEnd, len(sources))
 	for i, src := range sources {
 		st := inputStats{}
 		// One decoder per input: it remembers per-stream state (WireGuard
@@ -84,6 +99,7 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 		err := p.readAll(ctx, src, i, &dec, &rec, &frame, &st, done)
 		read, _ := src.Progress()
 		done += read
+		ends[i] = inputEnd{st.packets > 0, st.last}
 		ri := st.reportInput(inputs[i], src, &dec.Reasons)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -95,6 +111,15 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 			}
 		}
 		rep.Inputs = append(rep.Inputs, ri)
+	}
+	for _, a := range p.Analyzers {
+		if s, ok := a.(Selective); ok {
+			for i, e := range ends {
+				if e.seen {
+					s.InputEnd(i, e.last)
+				}
+			}
+		}
 	}
 	for _, a := range p.Analyzers {
 		a.Finish(rep, inputs)
@@ -130,10 +155,22 @@ func (p *Pass) readAll(ctx context.Context, src capture.Source, input int, dec *
 		rec.WireLen = frame.WireLen
 		dec.Decode(decode.LinkType(frame.LinkType), frame.Data, rec)
 		st.add(frame)
-		for _, a := range p.Analyzers {
-			a.Packet(rec)
+		in := WantAll
+		if p.selective {
+			in = InterestOf(rec)
+		}
+		for j, a := range p.Analyzers {
+			if p.wants[j]&in != 0 {
+				a.Packet(rec)
+			}
 		}
 	}
+}
+
+// inputEnd is whether an input had frames and the latest of their times.
+type inputEnd struct {
+	seen bool
+	last int64
 }
 
 // checkLinkTypes refuses an input none of whose interfaces has a link type the

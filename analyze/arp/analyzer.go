@@ -125,6 +125,20 @@ func (a *Analyzer) state(k ipKey) *ipState {
 }
 
 // Packet implements analyze.Analyzer.
+// Wants implements analyze.Selective: ARP records only.
+func (a *Analyzer) Wants() analyze.Interest { return analyze.WantARP }
+
+// InputEnd implements analyze.Selective.
+func (a *Analyzer) InputEnd(input int, last int64) {
+	for input >= len(a.inputs) {
+		a.inputs = append(a.inputs, inputState{})
+	}
+	if in := &a.inputs[input]; last > in.end {
+		in.end = last
+	}
+}
+
+// Packet implements analyze.Analyzer.
 func (a *Analyzer) Packet(rec *decode.Record) {
 	for rec.Input >= len(a.inputs) {
 		a.inputs = append(a.inputs, inputState{})

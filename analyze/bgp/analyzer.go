@@ -31,7 +31,6 @@ type Analyzer struct {
 	tunnels *Tunnels
 	seg     Segment
 	carried [decode.MaxLevels]int
-	frames  uint64
 }
 
 // New returns an analyzer with no user-given endpoints.
@@ -48,10 +47,18 @@ func (a *Analyzer) Tracker() *Tracker { return a.tracker }
 // Tunnels returns the tunnels learned so far.
 func (a *Analyzer) Tunnels() []*Tunnel { return a.tunnels.List }
 
+// Wants implements analyze.Selective: BGP (TCP port 179 at any level) and
+// the tunnels whose routes it checks (tunnelled packets, IKE, WireGuard).
+func (a *Analyzer) Wants() analyze.Interest {
+	return analyze.WantPort179 | analyze.WantTunnel | analyze.WantIKE | analyze.WantWireGuard
+}
+
+// InputEnd implements analyze.Selective.
+func (a *Analyzer) InputEnd(_ int, last int64) { a.tracker.End = max(a.tracker.End, last) }
+
 // Packet implements analyze.Analyzer. Frames without tunnels or BGP cost a
 // few comparisons and no allocation.
 func (a *Analyzer) Packet(rec *decode.Record) {
-	a.frames++
 	if rec.Time > a.tracker.End {
 		a.tracker.End = rec.Time
 	}

@@ -170,6 +170,21 @@ func (a *Analyzer) limit() int {
 	return a.Limit
 }
 
+// Wants implements analyze.Selective: DNS (innermost TCP or UDP port 53),
+// tunnelled packets (who talks through tunnels) and IPv6 (traffic escaping
+// them).
+func (a *Analyzer) Wants() analyze.Interest {
+	return analyze.WantInnerPort53 | analyze.WantTunnel | analyze.WantInnerIPv6
+}
+
+// InputEnd implements analyze.Selective.
+func (a *Analyzer) InputEnd(input int, last int64) {
+	if input >= len(a.ends) {
+		a.ends = append(a.ends, make([]int64, input+1-len(a.ends))...)
+	}
+	a.ends[input] = max(a.ends[input], last)
+}
+
 // Packet implements analyze.Analyzer.
 func (a *Analyzer) Packet(rec *decode.Record) {
 	if rec.Input >= len(a.ends) {

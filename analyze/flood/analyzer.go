@@ -140,6 +140,15 @@ func (a *Analyzer) Name() string { return "flood" }
 func (a *Analyzer) isSSL(p uint16) bool { return a.ssl[p/64]&(1<<(p%64)) != 0 }
 
 // Packet implements analyze.Analyzer.
+// Wants implements analyze.Selective: IKE, WireGuard, and TCP SYNs (of SSL
+// VPN attempts and their answers).
+func (a *Analyzer) Wants() analyze.Interest {
+	return analyze.WantIKE | analyze.WantWireGuard | analyze.WantInnerTCPSyn
+}
+
+// InputEnd implements analyze.Selective (the analyzer needs no end times).
+func (a *Analyzer) InputEnd(int, int64) {}
+
 func (a *Analyzer) Packet(rec *decode.Record) {
 	if rec.NumLevels == 0 {
 		return

@@ -115,6 +115,20 @@ func (k pairKey) side(addr netip.Addr) int {
 }
 
 // Packet implements analyze.Analyzer.
+// Wants implements analyze.Selective: IKE, ESP and NAT-T keepalives
+// (innermost UDP on port 4500).
+func (a *Analyzer) Wants() analyze.Interest {
+	return analyze.WantIKE | analyze.WantESP | analyze.WantInnerPort4500
+}
+
+// InputEnd implements analyze.Selective.
+func (a *Analyzer) InputEnd(input int, last int64) {
+	for len(a.ends) <= input {
+		a.ends = append(a.ends, 0)
+	}
+	a.ends[input] = max(a.ends[input], last)
+}
+
 func (a *Analyzer) Packet(rec *decode.Record) {
 	if rec.Input >= len(a.ends) {
 		for len(a.ends) <= rec.Input {

@@ -161,6 +161,17 @@ func wgLevel(rec *decode.Record) *decode.Level {
 }
 
 // Packet implements analyze.Analyzer.
+// Wants implements analyze.Selective: WireGuard messages only.
+func (a *Analyzer) Wants() analyze.Interest { return analyze.WantWireGuard }
+
+// InputEnd implements analyze.Selective.
+func (a *Analyzer) InputEnd(input int, last int64) {
+	for len(a.ends) <= input {
+		a.ends = append(a.ends, 0)
+	}
+	a.ends[input] = max(a.ends[input], last)
+}
+
 func (a *Analyzer) Packet(rec *decode.Record) {
 	for len(a.ends) <= rec.Input {
 		a.ends = append(a.ends, 0)
