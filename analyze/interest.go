@@ -54,41 +54,44 @@ func InterestOf(rec *decode.Record) Interest {
 	if rec.WireGuard.Type != 0 {
 		in |= WantWireGuard
 	}
-	for i := 0; i < int(rec.NumTunnel); i++ {
+	if rec.NumTunnel > 0 {
 		in |= WantTunnel
-		if k := rec.Tunnels[i].Kind; k == decode.TunnelESP || k == decode.TunnelESPinUDP {
-			in |= WantESP
+		for i := range rec.Tunnels[:min(int(rec.NumTunnel), decode.MaxLevels)] {
+			if k := rec.Tunnels[i].Kind; k == decode.TunnelESP || k == decode.TunnelESPinUDP {
+				in |= WantESP
+			}
 		}
 	}
 	n := int(rec.NumLevels)
-	if n == 0 {
+	if n == 0 || n > decode.MaxLevels {
 		return in
 	}
-	for i := 0; i < n; i++ {
+	for i := range n - 1 {
 		if t := &rec.Levels[i].L4; t.Proto == 6 && (t.SrcPort == 179 || t.DstPort == 179) {
 			in |= WantPort179
 		}
 	}
 	l := &rec.Levels[n-1]
-	t := &l.L4
 	if l.IP.Version == 6 {
 		in |= WantInnerIPv6
 	}
-	switch t.Proto {
-	case 6:
+	t := &l.L4
+	if t.Proto != 6 && t.Proto != 17 {
+		return in
+	}
+	sp, dp := t.SrcPort, t.DstPort
+	if sp == 53 || dp == 53 {
+		in |= WantInnerPort53
+	}
+	if t.Proto == 6 {
 		if t.Flags&decode.TCPSyn != 0 {
 			in |= WantInnerTCPSyn
 		}
-		if t.SrcPort == 53 || t.DstPort == 53 {
-			in |= WantInnerPort53
+		if sp == 179 || dp == 179 {
+			in |= WantPort179
 		}
-	case 17:
-		if t.SrcPort == 53 || t.DstPort == 53 {
-			in |= WantInnerPort53
-		}
-		if t.SrcPort == 4500 || t.DstPort == 4500 {
-			in |= WantInnerPort4500
-		}
+	} else if sp == 4500 || dp == 4500 {
+		in |= WantInnerPort4500
 	}
 	return in
 }

@@ -31,6 +31,9 @@ type Pass struct {
 	// Selective); selective is whether any is not WantAll.
 	wants     []Interest
 	selective bool
+	// calls are the analyzers that want records of properties callsFor.
+	calls    []Analyzer
+	callsFor Interest
 }
 
 // InputError is an input that could not be read completely. The report keeps
@@ -79,6 +82,7 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 	}
 	p.wants = p.wants[:0]
 	p.selective = false
+	p.calls, p.callsFor = make([]Analyzer, 0, len(p.Analyzers)), 0
 	for _, a := range p.Analyzers {
 		w := WantAll
 		if s, ok := a.(Selective); ok {
@@ -159,10 +163,19 @@ func (p *Pass) readAll(ctx context.Context, src capture.Source, input int, dec *
 		if p.selective {
 			in = InterestOf(rec)
 		}
-		for j, a := range p.Analyzers {
-			if p.wants[j]&in != 0 {
-				a.Packet(rec)
+		if in != p.callsFor {
+			// Records come in runs of the same properties: the analyzers
+			// to call are chosen again only when they change.
+			p.calls = p.calls[:0]
+			for j, a := range p.Analyzers {
+				if p.wants[j]&in != 0 {
+					p.calls = append(p.calls, a)
+				}
 			}
+			p.callsFor = in
+		}
+		for _, a := range p.calls {
+			a.Packet(rec)
 		}
 	}
 }

@@ -49,28 +49,39 @@ type Tunnels struct {
 	// packets through one tunnel skips the map lookups (tunnels and inner
 	// addresses are never forgotten, so what is remembered stays true).
 	last   tunnelKey
-	lastI  int // -1: none
-	innerI int // tunnel whose inner addresses innerA, innerB are recorded; -1: none
+	lastG  decode.TunnelKind // kind group of last
+	lastI  int               // -1: none
+	innerI int               // tunnel whose inner addresses innerA, innerB are recorded; -1: none
 	innerA netip.Addr
 	innerB netip.Addr
 }
 
 func newTunnels() *Tunnels { return &Tunnels{index: map[tunnelKey]int{}, lastI: -1, innerI: -1} }
 
-func kindGroup(k decode.TunnelKind) string {
-	switch k {
-	case decode.TunnelESP, decode.TunnelESPinUDP:
-		return "ipsec"
+// kindGroup returns the group of a tunnel kind: ESP and ESP-in-UDP are one
+// group (IKE, too), named "ipsec"; every other kind is its own.
+func kindGroup(k decode.TunnelKind) decode.TunnelKind {
+	if k == decode.TunnelESPinUDP {
+		return decode.TunnelESP
 	}
-	return k.String()
+	return k
 }
 
-func (ts *Tunnels) get(kind string, a, b netip.Addr, rec *decode.Record) (int, *Tunnel) {
+// groupName is the Tunnel.Kind of a kind group.
+func groupName(g decode.TunnelKind) string {
+	if g == decode.TunnelESP {
+		return "ipsec"
+	}
+	return g.String()
+}
+
+func (ts *Tunnels) get(g decode.TunnelKind, a, b netip.Addr, rec *decode.Record) (int, *Tunnel) {
 	i := ts.lastI
-	if i < 0 || !(ts.last.a == a && ts.last.b == b || ts.last.a == b && ts.last.b == a) || ts.last.kind != kind {
+	if i < 0 || ts.lastG != g || !(ts.last.a == a && ts.last.b == b || ts.last.a == b && ts.last.b == a) {
 		if b.Less(a) {
 			a, b = b, a
 		}
+		kind := groupName(g)
 		k := tunnelKey{kind, a, b}
 		var ok bool
 		i, ok = ts.index[k]
@@ -79,7 +90,7 @@ func (ts *Tunnels) get(kind string, a, b netip.Addr, rec *decode.Record) (int, *
 			ts.List = append(ts.List, &Tunnel{Kind: kind, A: a, B: b, First: FrameID{rec.Input, rec.Frame}, FirstTime: rec.Time})
 			ts.index[k] = i
 		}
-		ts.last, ts.lastI = k, i
+		ts.last, ts.lastI, ts.lastG = k, i, g
 	}
 	t := ts.List[i]
 	t.Packets++
@@ -146,11 +157,11 @@ func (ts *Tunnels) observe(rec *decode.Record, carried *[decode.MaxLevels]int) {
 		if l == nil {
 			return
 		}
-		kind := "ipsec"
+		g := decode.TunnelESP // ipsec
 		if !rec.IKE.Valid {
-			kind = "wireguard"
+			g = decode.TunnelWireGuard
 		}
-		_, t := ts.get(kind, l.IP.Src, l.IP.Dst, rec)
+		_, t := ts.get(g, l.IP.Src, l.IP.Dst, rec)
 		if rec.IKE.Valid {
 			// IKE_SA_INIT, CREATE_CHILD_SA (IKEv2) or main/quick mode
 			// requests (IKEv1) are (re)negotiations.

@@ -170,7 +170,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	if s == nil || a.lastIn != rec.Input {
 		s = a.sides[rec.Input]
 		if s == nil {
-			s = newSide(a.opt.Roles[rec.Input], a.paired, rec.Time)
+			s = newSide(a.opt.Roles[rec.Input], a.paired, rec.Time, a.timeouts)
 			a.sides[rec.Input] = s
 		}
 		a.last, a.lastIn = s, rec.Input
@@ -189,9 +189,10 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 		// A recent packet's flow: its key is in the index, so this is what
 		// the index would answer (a flow's reverse is never indexed as a
 		// flow of its own).
+		// Ports first: they tell a tunnel's two outer flows apart.
 		mk := &s.flows[i].key
-		fwd := mk.proto == p && mk.src == l.IP.Src && mk.dst == l.IP.Dst && mk.sport == l.L4.SrcPort && mk.dport == l.L4.DstPort
-		if fwd || mk.proto == p && mk.src == l.IP.Dst && mk.dst == l.IP.Src && mk.sport == l.L4.DstPort && mk.dport == l.L4.SrcPort {
+		fwd := mk.sport == l.L4.SrcPort && mk.dport == l.L4.DstPort && mk.proto == p && mk.src == l.IP.Src && mk.dst == l.IP.Dst
+		if fwd || mk.sport == l.L4.DstPort && mk.dport == l.L4.SrcPort && mk.proto == p && mk.src == l.IP.Dst && mk.dst == l.IP.Src {
 			if j > 0 {
 				s.remember(i)
 			}

@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"math"
 	"net/netip"
 
 	"github.com/vpndiag/vpndiag/analyze/decode"
@@ -91,8 +92,14 @@ type side struct {
 	// memo holds the flows of the latest packets, newest first (-1: none),
 	// all in index: tunnels carry each direction in an outer flow of its
 	// own, so packets alternate between two flows.
-	memo        [2]int32
-	lists       [numClasses]list
+	memo  [2]int32
+	lists [numClasses]list
+	// timeouts are the idle timeouts of the classes (Analyzer.timeouts).
+	timeouts [numClasses]int64
+	// expBound is at most the expiry (last + timeout) of every list's head,
+	// so expire has nothing to do before it: lowered whenever a flow
+	// becomes a head, made exact again after every expiry round.
+	expBound    int64
 	live        int // flows tracked now
 	pools       []poolAgg
 	poolIndex   map[poolKey]int32
@@ -104,9 +111,10 @@ type side struct {
 	first, last int64
 }
 
-func newSide(role Role, keep bool, t int64) *side {
+func newSide(role Role, keep bool, t int64, timeouts [numClasses]int64) *side {
 	s := &side{role: role, keep: keep, index: map[dirKey]int32{}, poolIndex: map[poolKey]int32{},
-		addrs: map[addrKey]*addrAgg{}, first: t, last: t, memo: [2]int32{-1, -1}}
+		addrs: map[addrKey]*addrAgg{}, first: t, last: t, memo: [2]int32{-1, -1},
+		timeouts: timeouts, expBound: math.MaxInt64}
 	for c := range s.lists {
 		s.lists[c] = list{-1, -1}
 	}
@@ -127,6 +135,9 @@ func (s *side) unlink(i int32) {
 		s.flows[f.prev].next = f.next
 	} else {
 		l.head = f.next
+		if f.next >= 0 {
+			s.expBound = min(s.expBound, s.flows[f.next].last+s.timeouts[f.class])
+		}
 	}
 	if f.next >= 0 {
 		s.flows[f.next].prev = f.prev
@@ -145,13 +156,22 @@ func (s *side) pushBack(i int32, class uint8) {
 		s.flows[l.tail].next = i
 	} else {
 		l.head = i
+		s.expBound = min(s.expBound, f.last+s.timeouts[class])
 	}
 	l.tail = i
 }
 
 // expire ends every mapping whose last packet plus its class's timeout is at
 // or before now: Pool.Live counts a mapping as live on [first, last+timeout).
+//
+// Only a list's head can expire, and a flow's expiry never moves earlier
+// while it stays the head (its last packet only grows): so while now is
+// before expBound, no head has expired and there is nothing to do. The
+// expiry rounds are the same as checking every head at every packet.
 func (a *Analyzer) expire(s *side, now int64) {
+	if now < s.expBound {
+		return
+	}
 	for c := range s.lists {
 		to := a.timeouts[c]
 		for {
@@ -161,6 +181,12 @@ func (a *Analyzer) expire(s *side, now int64) {
 			}
 			s.unlink(i)
 			a.evict(s, i)
+		}
+	}
+	s.expBound = math.MaxInt64
+	for c := range s.lists {
+		if i := s.lists[c].head; i >= 0 {
+			s.expBound = min(s.expBound, s.flows[i].last+a.timeouts[c])
 		}
 	}
 }
