@@ -53,7 +53,7 @@ func cmdOut(t *testing.T, stdin string, name string, args ...string) string {
 }
 
 // newWGLab brings the topology up with extra lines, then WireGuard on a
-// (and on b when withB), tunnel addresses 198.18.200.1 and .2.
+// (and on b when withB, handshake done), tunnel addresses 198.18.200.1 and .2.
 func newWGLab(t *testing.T, extra string, withB bool) *wgLab {
 	requireWG(t)
 	lab.Require(t, "tshark")
@@ -106,6 +106,18 @@ func newWGLab(t *testing.T, extra string, withB bool) *wgLab {
 		} {
 			if out, err := topo.Exec(ctx, h, argv...); err != nil {
 				t.Fatalf("%s on %s: %v %s\n%s", strings.Join(argv, " "), h, err, out, p.Stderr())
+			}
+		}
+	}
+	if withB {
+		// Handshake before the test captures and sends: with loss on the
+		// underlay an initiation may be dropped, WireGuard retries only
+		// after 5 s, and meanwhile drops what it cannot queue.
+		for i := 0; ; i++ {
+			if _, err := topo.Exec(ctx, "a", "ping", "-c", "1", "-W", "7", tun["b"]); err == nil {
+				break
+			} else if i == 3 {
+				t.Fatalf("no handshake through the tunnel after 4 tries: %v", err)
 			}
 		}
 	}
