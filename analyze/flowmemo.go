@@ -42,17 +42,18 @@ func memoable(l *decode.Level) bool {
 	return false
 }
 
-// Get returns the value remembered for the flow of l, the record's innermost
-// level, and the packet's direction (as KeyOf returns it), if the flow is
-// the one remembered. input is the input the memo's map keys use
-// (rec.Input, or 0 for a map shared by all inputs).
-func (m *FlowMemo[V]) Get(rec *decode.Record, l *decode.Level, input int) (v V, ab bool, ok bool) {
-	if !m.ok {
-		return v, false, false
-	}
-	if id := rec.FlowID; id != 0 && id == m.id {
+// Get returns the value remembered for the flow of the record's innermost
+// level and the packet's direction (as KeyOf returns it), if the flow is the
+// one remembered. input is the input the memo's map keys use (rec.Input, or
+// 0 for a map shared by all inputs).
+func (m *FlowMemo[V]) Get(rec *decode.Record, input int) (v V, ab bool, ok bool) {
+	if id := rec.FlowID; id != 0 && id == m.id && m.ok {
 		return m.val, m.abFwd != rec.FlowRev, true
 	}
+	if !m.ok || rec.NumLevels == 0 {
+		return v, false, false
+	}
+	l := rec.Inner()
 	if m.input != input || m.proto != l.L4.Proto || !memoable(l) {
 		return v, false, false
 	}
@@ -70,10 +71,11 @@ func (m *FlowMemo[V]) Get(rec *decode.Record, l *decode.Level, input int) (v V, 
 	return m.val, ab, true
 }
 
-// Set remembers v as the value of the flow of l, the record's innermost
-// level; ab is the packet's direction as KeyOf returned it.
-func (m *FlowMemo[V]) Set(rec *decode.Record, l *decode.Level, input int, ab bool, v V) {
-	if !memoable(l) {
+// Set remembers v as the value of the flow of the record's innermost level;
+// ab is the packet's direction as KeyOf returned it.
+func (m *FlowMemo[V]) Set(rec *decode.Record, input int, ab bool, v V) {
+	l := rec.Inner()
+	if l == nil || !memoable(l) {
 		m.Forget()
 		return
 	}

@@ -73,8 +73,8 @@ func TestFlowMemo(t *testing.T) {
 			}
 			var m FlowMemo[int]
 			_, ab := KeyOf(c.set)
-			m.Set(set, &set.Levels[0], 0, ab, 7)
-			v, gotAB, ok := m.Get(get, &get.Levels[0], c.input)
+			m.Set(set, 0, ab, 7)
+			v, gotAB, ok := m.Get(get, c.input)
 			if ok != c.hit {
 				t.Errorf("%s (ids %v): hit %v, want %v", c.name, ids, ok, c.hit)
 				continue
@@ -87,7 +87,7 @@ func TestFlowMemo(t *testing.T) {
 				t.Errorf("%s (ids %v): got %d, ab %v; KeyOf says ab %v, same key %v", c.name, ids, v, gotAB, wantAB, setKey == wantKey)
 			}
 			m.Forget()
-			if _, _, ok := m.Get(get, &get.Levels[0], c.input); ok {
+			if _, _, ok := m.Get(get, c.input); ok {
 				t.Errorf("%s (ids %v): hit after Forget", c.name, ids)
 			}
 		}
@@ -95,7 +95,7 @@ func TestFlowMemo(t *testing.T) {
 	var m FlowMemo[int]
 	var f flowIDs
 	r := rec(lvl(6, a, b, 40000, 80), 0)
-	if n := testing.AllocsPerRun(100, func() { f.mark(r); m.Set(r, &r.Levels[0], 0, true, 1); m.Get(r, &r.Levels[0], 0) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { f.mark(r); m.Set(r, 0, true, 1); m.Get(r, 0) }); n != 0 {
 		t.Fatalf("memo allocates %.1f times", n)
 	}
 }

@@ -143,14 +143,14 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 }
 
 func (a *Analyzer) tcp(rec *decode.Record, l *decode.Level) {
-	f, ab, ok := a.memo.Get(rec, l, rec.Input)
+	f, ab, ok := a.memo.Get(rec, rec.Input)
 	if !ok {
 		var k analyze.FlowKey
 		k, ab = analyze.KeyOf(l)
 		if f = a.lookup(rec, l, &k); f == nil {
 			return
 		}
-		a.memo.Set(rec, l, rec.Input, ab, f)
+		a.memo.Set(rec, rec.Input, ab, f)
 	}
 	i := 0
 	if !ab {

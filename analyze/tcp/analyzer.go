@@ -69,7 +69,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	if l == nil || l.L4.Proto != 6 || l.IP.FragOffset != 0 {
 		return
 	}
-	f, ab, ok := a.memo.Get(rec, l, rec.Input)
+	f, ab, ok := a.memo.Get(rec, rec.Input)
 	if !ok {
 		var k analyze.FlowKey
 		k, ab = analyze.KeyOf(l)
@@ -78,7 +78,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 		if f == nil {
 			f = a.newFlow(fk, rec)
 		}
-		a.memo.Set(rec, l, rec.Input, ab, f)
+		a.memo.Set(rec, rec.Input, ab, f)
 	}
 	i := 0
 	if !ab {
