@@ -17,14 +17,9 @@ import (
 // protocol, so a packet with the remembered addresses and ports, in either
 // direction, has the remembered key. The memo holds a copy of what the map
 // holds: whoever deletes or replaces entries must Forget it.
-//
-// When the record carries a FlowID for the level (a Pass sets it), a packet
-// of the remembered flow is recognised by that number alone.
 type FlowMemo[V any] struct {
 	ok           bool
 	ab           bool // the remembered packet went from A to B
-	abFwd        bool // ab of a packet of FlowID id without FlowRev
-	id           uint64
 	proto        uint8
 	sport, dport uint16
 	input        int
@@ -42,50 +37,35 @@ func memoable(l *decode.Level) bool {
 	return false
 }
 
-// Get returns the value remembered for the flow of the record's innermost
-// level and the packet's direction (as KeyOf returns it), if the flow is the
-// one remembered. input is the input the memo's map keys use (rec.Input, or
-// 0 for a map shared by all inputs).
-func (m *FlowMemo[V]) Get(rec *decode.Record, input int) (v V, ab bool, ok bool) {
-	if id := rec.FlowID; id != 0 && id == m.id && m.ok {
-		return m.val, m.abFwd != rec.FlowRev, true
-	}
-	if !m.ok || rec.NumLevels == 0 {
-		return v, false, false
-	}
-	l := rec.Inner()
-	if m.input != input || m.proto != l.L4.Proto || !memoable(l) {
+// Get returns the value remembered for the level's flow and the packet's
+// direction (as KeyOf returns it), if the flow is the one remembered.
+func (m *FlowMemo[V]) Get(input int, l *decode.Level) (v V, ab bool, ok bool) {
+	if !m.ok || m.input != input || m.proto != l.L4.Proto || !memoable(l) {
 		return v, false, false
 	}
 	ip, t := &l.IP, &l.L4
 	switch {
 	case m.sport == t.SrcPort && m.dport == t.DstPort && m.src == ip.Src && m.dst == ip.Dst:
-		ab = m.ab
+		return m.val, m.ab, true
 	case m.sport == t.DstPort && m.dport == t.SrcPort && m.src == ip.Dst && m.dst == ip.Src:
-		ab = !m.ab
-	default:
-		return v, false, false
+		return m.val, !m.ab, true
 	}
-	// The flow got a new number since Set: remember it.
-	m.id, m.abFwd = rec.FlowID, ab != rec.FlowRev
-	return m.val, ab, true
+	return v, false, false
 }
 
-// Set remembers v as the value of the flow of the record's innermost level;
-// ab is the packet's direction as KeyOf returned it.
-func (m *FlowMemo[V]) Set(rec *decode.Record, input int, ab bool, v V) {
-	l := rec.Inner()
-	if l == nil || !memoable(l) {
+// Set remembers v as the value of the level's flow; ab is the packet's
+// direction as KeyOf returned it.
+func (m *FlowMemo[V]) Set(input int, l *decode.Level, ab bool, v V) {
+	if !memoable(l) {
 		m.Forget()
 		return
 	}
 	m.ok, m.ab, m.proto, m.sport, m.dport, m.input = true, ab, l.L4.Proto, l.L4.SrcPort, l.L4.DstPort, input
 	m.src, m.dst, m.val = l.IP.Src, l.IP.Dst, v
-	m.id, m.abFwd = rec.FlowID, ab != rec.FlowRev
 }
 
 // Forget drops what is remembered (call it when entries are deleted).
 func (m *FlowMemo[V]) Forget() {
 	var zero V
-	m.val, m.ok, m.id = zero, false, 0
+	m.val, m.ok = zero, false
 }

@@ -56,46 +56,30 @@ func TestFlowMemo(t *testing.T) {
 		{"icmp", lvl(1, a, b, 0, 0), 0, lvl(1, a, b, 0, 0), false},
 		{"later fragment", frag, 0, frag, false},
 	}
-	rec := func(l *decode.Level, input int) *decode.Record {
-		r := &decode.Record{Input: input, NumLevels: 1}
-		r.Levels[0] = *l
-		return r
-	}
 	for _, c := range cases {
-		// Without FlowIDs (records not from a Pass), and with them as a
-		// Pass gives them (set and get records in turn).
-		for _, ids := range []bool{false, true} {
-			set, get := rec(c.set, 0), rec(c.get, c.input)
-			if ids {
-				var f flowIDs
-				f.mark(set)
-				f.mark(get)
-			}
-			var m FlowMemo[int]
-			_, ab := KeyOf(c.set)
-			m.Set(set, 0, ab, 7)
-			v, gotAB, ok := m.Get(get, c.input)
-			if ok != c.hit {
-				t.Errorf("%s (ids %v): hit %v, want %v", c.name, ids, ok, c.hit)
-				continue
-			}
-			if !ok {
-				continue
-			}
-			wantKey, wantAB := KeyOf(c.get)
-			if setKey, _ := KeyOf(c.set); setKey != wantKey || gotAB != wantAB || v != 7 {
-				t.Errorf("%s (ids %v): got %d, ab %v; KeyOf says ab %v, same key %v", c.name, ids, v, gotAB, wantAB, setKey == wantKey)
-			}
-			m.Forget()
-			if _, _, ok := m.Get(get, c.input); ok {
-				t.Errorf("%s (ids %v): hit after Forget", c.name, ids)
-			}
+		var m FlowMemo[int]
+		_, ab := KeyOf(c.set)
+		m.Set(0, c.set, ab, 7)
+		v, gotAB, ok := m.Get(c.input, c.get)
+		if ok != c.hit {
+			t.Errorf("%s: hit %v, want %v", c.name, ok, c.hit)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		wantKey, wantAB := KeyOf(c.get)
+		if setKey, _ := KeyOf(c.set); setKey != wantKey || gotAB != wantAB || v != 7 {
+			t.Errorf("%s: got %d, ab %v; KeyOf says ab %v, same key %v", c.name, v, gotAB, wantAB, setKey == wantKey)
+		}
+		m.Forget()
+		if _, _, ok := m.Get(c.input, c.get); ok {
+			t.Errorf("%s: hit after Forget", c.name)
 		}
 	}
 	var m FlowMemo[int]
-	var f flowIDs
-	r := rec(lvl(6, a, b, 40000, 80), 0)
-	if n := testing.AllocsPerRun(100, func() { f.mark(r); m.Set(r, 0, true, 1); m.Get(r, 0) }); n != 0 {
+	l := lvl(6, a, b, 40000, 80)
+	if n := testing.AllocsPerRun(100, func() { m.Set(0, l, true, 1); m.Get(0, l) }); n != 0 {
 		t.Fatalf("memo allocates %.1f times", n)
 	}
 }

@@ -112,12 +112,12 @@ func (t *FlowTable) Add(rec *decode.Record) {
 	if l == nil {
 		return
 	}
-	f, ab, ok := t.memo.Get(rec, 0)
+	f, ab, ok := t.memo.Get(0, l)
 	if !ok {
 		var key FlowKey
 		key, ab = KeyOf(l)
 		f = t.lookup(&key, rec, l, ab)
-		t.memo.Set(rec, 0, ab, f)
+		t.memo.Set(0, l, ab, f)
 	}
 	f.Packets++
 	f.Bytes += uint64(rec.WireLen)

@@ -34,9 +34,6 @@ type Pass struct {
 	// calls are the analyzers that want records of properties callsFor.
 	calls    []Analyzer
 	callsFor Interest
-	// ids numbers the records' flows (decode.Record.FlowID) when numbered.
-	ids      flowIDs
-	numbered bool
 }
 
 // InputError is an input that could not be read completely. The report keeps
@@ -86,7 +83,6 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 	p.wants = p.wants[:0]
 	p.selective = false
 	p.calls, p.callsFor = make([]Analyzer, 0, len(p.Analyzers)), 0
-	p.ids, p.numbered = flowIDs{input: -1}, numberFlows(p.Analyzers)
 	for _, a := range p.Analyzers {
 		w := WantAll
 		if s, ok := a.(Selective); ok {
@@ -162,9 +158,6 @@ func (p *Pass) readAll(ctx context.Context, src capture.Source, input int, dec *
 		rec.CapLen = len(frame.Data)
 		rec.WireLen = frame.WireLen
 		dec.Decode(decode.LinkType(frame.LinkType), frame.Data, rec)
-		if p.numbered {
-			p.ids.mark(rec)
-		}
 		st.add(frame)
 		in := WantAll
 		if p.selective {

@@ -61,9 +61,6 @@ func NewSummary() *Summary {
 // Name implements Analyzer.
 func (s *Summary) Name() string { return "summary" }
 
-// ReadsFlowID implements FlowNumbered: its flow memo reads Record.FlowID.
-func (s *Summary) ReadsFlowID() {}
-
 // Packet implements Analyzer.
 func (s *Summary) Packet(rec *decode.Record) {
 	n := rec.WireLen

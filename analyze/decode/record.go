@@ -287,18 +287,6 @@ type Record struct {
 	WireGuard WireGuard
 
 	Reason Reason // ReasonNone when fully decoded
-
-	// FlowID names the flow of the innermost level (protocol, addresses
-	// and ports, either direction, one input) while it stays among the
-	// recent flows; a flow that comes back later may get a new number, and a
-	// number is never given to another flow. 0 means none: not TCP, UDP or
-	// SCTP, a later fragment, or a record not numbered. Analyzers' "same
-	// flow as before?" memos compare it instead of addresses and ports.
-	// analyze.Pass sets it after decoding; the decoder leaves it alone.
-	FlowID uint64
-	// FlowRev is true when the innermost level travels opposite to the
-	// direction its FlowID was first given in.
-	FlowRev bool
 }
 
 // Outer returns the outermost IP level, or nil for non-IP frames.

@@ -113,9 +113,6 @@ func New() *Analyzer {
 // Name implements analyze.Analyzer.
 func (a *Analyzer) Name() string { return "flow" }
 
-// ReadsFlowID implements analyze.FlowNumbered: its flow memo reads Record.FlowID.
-func (a *Analyzer) ReadsFlowID() {}
-
 // ignored reports destinations that never answer by design.
 func ignored(dst netip.Addr) bool {
 	if dst.IsMulticast() || dst.IsUnspecified() || dst.IsLinkLocalMulticast() {
@@ -143,14 +140,14 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 }
 
 func (a *Analyzer) tcp(rec *decode.Record, l *decode.Level) {
-	f, ab, ok := a.memo.Get(rec, rec.Input)
+	f, ab, ok := a.memo.Get(rec.Input, l)
 	if !ok {
 		var k analyze.FlowKey
 		k, ab = analyze.KeyOf(l)
 		if f = a.lookup(rec, l, &k); f == nil {
 			return
 		}
-		a.memo.Set(rec, rec.Input, ab, f)
+		a.memo.Set(rec.Input, l, ab, f)
 	}
 	i := 0
 	if !ab {

@@ -75,9 +75,6 @@ func New() *Analyzer {
 // Name implements analyze.Analyzer.
 func (a *Analyzer) Name() string { return "mtu" }
 
-// ReadsFlowID implements analyze.FlowNumbered: its flow memo reads Record.FlowID.
-func (a *Analyzer) ReadsFlowID() {}
-
 // Packet implements analyze.Analyzer.
 func (a *Analyzer) Packet(rec *decode.Record) {
 	for rec.Input >= len(a.ends) {

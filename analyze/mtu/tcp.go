@@ -94,14 +94,14 @@ func (s *tcpState) segment(rec *decode.Record, l *decode.Level, icmp *icmpState)
 			e.mss, e.peer, e.frame = t.MSS, l.IP.Dst, rec.Frame
 		}
 	}
-	f, ab, ok := s.memo.Get(rec, rec.Input)
+	f, ab, ok := s.memo.Get(rec.Input, l)
 	if !ok {
 		var k analyze.FlowKey
 		k, ab = analyze.KeyOf(l)
 		if f = s.lookup(rec, &k, t, icmp); f == nil {
 			return
 		}
-		s.memo.Set(rec, rec.Input, ab, f)
+		s.memo.Set(rec.Input, l, ab, f)
 	}
 	f.packets++
 	i := 0

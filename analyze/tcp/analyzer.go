@@ -54,9 +54,6 @@ func New() *Analyzer {
 // Name implements analyze.Analyzer.
 func (a *Analyzer) Name() string { return "tcp" }
 
-// ReadsFlowID implements analyze.FlowNumbered: its flow memo reads Record.FlowID.
-func (a *Analyzer) ReadsFlowID() {}
-
 // Packet implements analyze.Analyzer.
 func (a *Analyzer) Packet(rec *decode.Record) {
 	if rec.Input >= len(a.ends) {
@@ -69,7 +66,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 	if l == nil || l.L4.Proto != 6 || l.IP.FragOffset != 0 {
 		return
 	}
-	f, ab, ok := a.memo.Get(rec, rec.Input)
+	f, ab, ok := a.memo.Get(rec.Input, l)
 	if !ok {
 		var k analyze.FlowKey
 		k, ab = analyze.KeyOf(l)
@@ -78,7 +75,7 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 		if f == nil {
 			f = a.newFlow(fk, rec)
 		}
-		a.memo.Set(rec, rec.Input, ab, f)
+		a.memo.Set(rec.Input, l, ab, f)
 	}
 	i := 0
 	if !ab {
