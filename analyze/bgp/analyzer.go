@@ -63,7 +63,11 @@ func (a *Analyzer) Packet(rec *decode.Record) {
 		a.tracker.End = rec.Time
 	}
 	if rec.NumTunnel > 0 || rec.IKE.Valid || rec.WireGuard.Type != 0 {
-		a.tunnels.observe(rec, &a.carried)
+		// A frame of the current run leaves carried as the previous
+		// frame's, which had the same shape and tunnel.
+		if !a.tunnels.fast(rec) {
+			a.tunnels.observe(rec, &a.carried)
+		}
 	} else {
 		a.carried[0] = -1
 	}

@@ -54,9 +54,74 @@ type Tunnels struct {
 	innerI int               // tunnel whose inner addresses innerA, innerB are recorded; -1: none
 	innerA netip.Addr
 	innerB netip.Addr
+
+	// run is the shape of the previous frame when it had exactly one
+	// tunnel, not ESP, and no key exchange: a frame of the same shape
+	// through the same tunnel, between the same inner addresses, changes
+	// nothing but the tunnel's Packets and LastTime (see fast).
+	run    *Tunnel // nil: no run
+	runK   decode.TunnelKind
+	runLv  uint8 // the tunnel's Level
+	runN   uint8 // the frame's NumLevels
+	runSrc netip.Addr
+	runDst netip.Addr
+	runIn  [2]netip.Addr // inner Src, Dst (zero without an inner level)
+	noRun  bool          // tests: always take the slow path
 }
 
 func newTunnels() *Tunnels { return &Tunnels{index: map[tunnelKey]int{}, lastI: -1, innerI: -1} }
+
+// fast counts a frame of the current run and reports true, or reports false
+// (and changes nothing) when the frame is not of the run: then observe must
+// see it. A frame of the run would take observe's cached paths only (the
+// previous tunnel, the recorded inner pair), and carried stays as observe
+// left it for the previous frame.
+func (ts *Tunnels) fast(rec *decode.Record) bool {
+	t := ts.run
+	if t == nil || rec.NumTunnel != 1 || rec.NumLevels != ts.runN {
+		return false
+	}
+	tn := &rec.Tunnels[0]
+	if tn.Kind != ts.runK || tn.Level != ts.runLv || rec.IKE.Valid || rec.WireGuard.Type != 0 && rec.WireGuard.Type != decode.WGTransportData {
+		return false
+	}
+	out := &rec.Levels[tn.Level].IP
+	if !(out.Src == ts.runSrc && out.Dst == ts.runDst || out.Src == ts.runDst && out.Dst == ts.runSrc) {
+		return false
+	}
+	if in := int(tn.Level) + 1; in < int(rec.NumLevels) {
+		ip := &rec.Levels[in].IP
+		if !(ip.Src == ts.runIn[0] && ip.Dst == ts.runIn[1] || ip.Src == ts.runIn[1] && ip.Dst == ts.runIn[0]) {
+			return false
+		}
+	}
+	t.Packets++
+	if rec.Time > t.LastTime {
+		t.LastTime = rec.Time
+	}
+	return true
+}
+
+// startRun makes rec's shape the current run if it qualifies (see run).
+// observe has just seen rec, so its tunnel is the previous tunnel and its
+// inner pair (if any) the recorded one.
+func (ts *Tunnels) startRun(rec *decode.Record) {
+	ts.run = nil
+	if ts.noRun || rec.NumTunnel != 1 || rec.IKE.Valid || rec.WireGuard.Type != 0 && rec.WireGuard.Type != decode.WGTransportData {
+		return
+	}
+	tn := &rec.Tunnels[0]
+	if tn.Kind == decode.TunnelESP || tn.Kind == decode.TunnelESPinUDP || int(tn.Level) >= int(rec.NumLevels) {
+		return
+	}
+	out := &rec.Levels[tn.Level].IP
+	ts.runK, ts.runLv, ts.runN, ts.runSrc, ts.runDst = tn.Kind, tn.Level, rec.NumLevels, out.Src, out.Dst
+	ts.runIn = [2]netip.Addr{}
+	if in := int(tn.Level) + 1; in < int(rec.NumLevels) {
+		ts.runIn = [2]netip.Addr{rec.Levels[in].IP.Src, rec.Levels[in].IP.Dst}
+	}
+	ts.run = ts.List[ts.lastI]
+}
 
 // kindGroup returns the group of a tunnel kind: ESP and ESP-in-UDP are one
 // group (IKE, too), named "ipsec"; every other kind is its own.
@@ -111,6 +176,11 @@ func (t *Tunnel) renegotiated(rec *decode.Record) {
 // observe records the tunnels of one frame and returns, for each level, the
 // index of the tunnel that carries it (-1 for none) in carried.
 func (ts *Tunnels) observe(rec *decode.Record, carried *[decode.MaxLevels]int) {
+	ts.see(rec, carried)
+	ts.startRun(rec)
+}
+
+func (ts *Tunnels) see(rec *decode.Record, carried *[decode.MaxLevels]int) {
 	for i := range carried {
 		carried[i] = -1
 	}
