@@ -132,6 +132,7 @@ type Analyzer struct {
 	lastIn   int
 	paired   bool     // an inside role was given: keep every flow for matching
 	timeouts [4]int64 // per timeout class (see class)
+	noSwap   bool     // tests: touch moves a flow by unlink and pushBack only
 }
 
 // New returns an analyzer with the given options.

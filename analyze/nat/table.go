@@ -246,8 +246,26 @@ func (a *Analyzer) touch(s *side, i int32, fwd bool, rec *decode.Record, l *deco
 			class = classTCPEst // the responder answered the SYN
 		}
 	}
-	if class == f.class && s.lists[class].tail == i {
-		return // already the newest of its list
+	if class == f.class {
+		l := &s.lists[class]
+		if l.tail == i {
+			return // already the newest of its list
+		}
+		if t := f.next; t == l.tail && !a.noSwap {
+			// Next to the newest (a tunnel's two outer flows take turns):
+			// swap the two, as unlink and pushBack would.
+			tf := &s.flows[t]
+			if p := f.prev; p >= 0 {
+				s.flows[p].next = t
+			} else {
+				l.head = t
+				s.expBound = min(s.expBound, tf.last+s.timeouts[class])
+			}
+			tf.prev, tf.next = f.prev, i
+			f.prev, f.next = t, -1
+			l.tail = i
+			return
+		}
 	}
 	s.unlink(i)
 	s.pushBack(i, class)
