@@ -2,7 +2,6 @@ package ping
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -101,10 +100,9 @@ func (s *rxStamps) read() {
 	for {
 		n, oobn, _, from, err := s.conn.ReadMsgIP(buf, oob)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+			// Closed, or an error that would repeat: stop stamping;
+			// replies are then timed in user space.
+			return
 		}
 		if from == nil || !from.IP.Equal(s.ip) {
 			continue
