@@ -676,17 +676,23 @@ func checkCaptureMode(t *testing.T, sc labScenario, underlay, tunnel string) {
 					"in_tunnel": true}}}
 			wantCode = exitFindings
 			if f := findingByID(r, "route.session-flapping"); f != nil {
-				// Every teardown has a cause; at least one is a hold-timer
-				// expiry (the last one may also end with a reset when a
-				// side gives up and closes its socket).
+				// Every teardown has a cause; all but the last are
+				// hold-timer expiries (the last may end with a reset when
+				// a side gives up and closes its socket), and every reset
+				// counted is a TCP RST on the BGP session in tshark's view.
 				c, _ := f.Evidence["causes"].(map[string]any)
 				sum := 0
 				for _, v := range c {
 					n, _ := v.(float64)
 					sum += int(n)
 				}
-				if h, _ := c["hold-expired"].(float64); sum != downs || h < 1 {
-					t.Errorf("%s: teardown causes %v, want %d with at least one hold-expired", name, c, downs)
+				h, _ := c["hold-expired"].(float64)
+				resets, _ := c["reset"].(float64)
+				if sum != downs || int(h) < downs-1 {
+					t.Errorf("%s: teardown causes %v, want %d with at least %d hold-expired", name, c, downs, downs-1)
+				}
+				if rst := tsharkFrames(t, rn.file, "tcp.port == 179 && tcp.flags.reset == 1"); int(resets) > len(rst) {
+					t.Errorf("%s: %v resets counted, tshark finds TCP RSTs in frames %v", name, resets, rst)
 				}
 			}
 			t.Logf("%s: tshark: %d sessions, hold-timer NOTIFICATIONs in frames %v", name, sessions, holds)
