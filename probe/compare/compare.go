@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vpndiag/vpndiag/probe/iperf"
@@ -317,12 +316,14 @@ func throughputBoth(ctx context.Context, cfg Config, res *Result, phase func(str
 			var r *iperf.Result
 			var err error
 			// An iperf3 server takes a moment after one test before it
-			// takes the next: busy, or not listening yet.
+			// takes the next: busy, or closing and reopening its listening
+			// socket (refused, or reset). Before any test ran, a refused
+			// connection means no server: that fails at once.
 			for try := 0; ; try++ {
 				if nerr := inNetns(cfg, func() { r, err = iperf.Run(ctx, ic) }); nerr != nil {
 					err = nerr
 				}
-				retry := errors.Is(err, iperf.ErrBusy) || ran && errors.Is(err, syscall.ECONNREFUSED)
+				retry := errors.Is(err, iperf.ErrBusy) || ran && errors.Is(err, iperf.ErrNotReady)
 				if try == serverRetries || !retry || !sleepCtx(ctx, serverRetryWait) {
 					break
 				}

@@ -140,7 +140,11 @@ func (c *client) run(ctx context.Context) (*Result, error) {
 	}
 	c.ctrl, err = ctrlDialer.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect to iperf3 server %s: %w", c.addr, err)
+		err = fmt.Errorf("connect to iperf3 server %s: %w", c.addr, err)
+		if dropped(err) {
+			err = notReady{err}
+		}
+		return nil, err
 	}
 	defer c.ctrl.Close()
 	// Closing the control connection unblocks every wait when ctx ends.
@@ -162,18 +166,26 @@ func (c *client) run(ctx context.Context) (*Result, error) {
 
 	_ = c.ctrl.SetWriteDeadline(time.Now().Add(c.cfg.ConnectTimeout))
 	if _, err := c.ctrl.Write(c.cookie[:]); err != nil {
-		return nil, fmt.Errorf("iperf3 server %s: send cookie: %w", c.addr, err)
+		err = c.wrap(ctx, "send cookie", err)
+		if dropped(err) {
+			err = notReady{err}
+		}
+		return nil, err
 	}
 	var remote *wireResults
 	var pending *State
-	for {
+	for first := true; ; first = false {
 		var st State
 		if pending != nil {
 			st, pending = *pending, nil
 		} else {
 			st, err = readState(c.ctrl, c.cfg.ConnectTimeout)
 			if err != nil {
-				return c.partial(remote), c.wrap(ctx, "wait for server", err)
+				err = c.wrap(ctx, "wait for server", err)
+				if first && dropped(err) {
+					err = notReady{err}
+				}
+				return c.partial(remote), err
 			}
 		}
 		switch st {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -80,6 +81,28 @@ const maxJSON = 1 << 20
 
 // ErrBusy is returned by Run when the server is running another test.
 var ErrBusy = errors.New("iperf3 server is busy running a test (ACCESS_DENIED); try again later")
+
+// ErrNotReady is matched (errors.Is) by Run's error when the server refused
+// or dropped the control connection before it sent its first control
+// message: nothing listens, or iperf3 -s is between two tests. After each
+// test iperf3 -s closes its listening socket and opens a new one; a client
+// that connects in that moment is refused, or reset when the old socket
+// closes with the connection still in its backlog.
+var ErrNotReady = errors.New("iperf3 server refused or dropped the connection before the test began")
+
+// notReady keeps err's message and lets errors.Is match both err and
+// ErrNotReady.
+type notReady struct{ err error }
+
+func (e notReady) Error() string   { return e.err.Error() }
+func (e notReady) Unwrap() []error { return []error{e.err, ErrNotReady} }
+
+// dropped reports whether err means the peer refused, reset or closed the
+// connection (as opposed to a timeout or a local failure).
+func dropped(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
 
 // newCookie returns a random cookie: 36 characters from iperf3's alphabet
 // and a terminating NUL.
