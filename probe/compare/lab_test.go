@@ -152,7 +152,12 @@ func TestLabTunnelThroughput(t *testing.T) {
 	if !found {
 		t.Error("no probe.tunnel-throughput finding")
 	}
-	// Oracle: iperf3's own client over the tunnel, same duration and streams.
+	// Oracle: iperf3's own client over the tunnel, same duration and streams,
+	// once iperf3 -s listens again after compare's two tests (it reopens
+	// its socket between tests, and iperf3 -c does not retry).
+	if err := srv.WaitForN(ctx, "Server listening", 3); err != nil {
+		t.Fatalf("iperf3 -s after two tests: %v", err)
+	}
 	out, err := l.Exec(ctx, "a", "iperf3", "-c", "198.18.31.2", "-t", "3", "-P", "2", "-J")
 	if err != nil {
 		t.Fatalf("iperf3 -c: %v", err)

@@ -459,3 +459,22 @@ func TestTCPTools(t *testing.T) {
 		t.Errorf("%d SYNs on gw's outside, want 21", syns)
 	}
 }
+
+// TestProcWaitForN: WaitForN counts occurrences over stdout and stderr
+// together, and fails (naming the count) when the process exits short.
+func TestProcWaitForN(t *testing.T) {
+	topo := New(t, "host a\n")
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	p, err := topo.Start(ctx, "a", "sh", "-c", "echo ready; echo ready >&2; echo ready; exit 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitForN(ctx, "ready", 3); err != nil {
+		t.Errorf("3 times: %v", err)
+	}
+	err = p.WaitForN(ctx, "ready", 4)
+	if err == nil || !strings.Contains(err.Error(), `exited before printing "ready" 4 times`) {
+		t.Errorf("4 times: err = %v, want exited before printing 4 times", err)
+	}
+}

@@ -116,20 +116,29 @@ func (p *Proc) exitErr() error {
 // example a "listening on" banner). It fails if the process exits first or
 // ctx is done.
 func (p *Proc) WaitFor(ctx context.Context, substr string) error {
+	return p.WaitForN(ctx, substr, 1)
+}
+
+// WaitForN is WaitFor for the n-th occurrence of substr in stdout or
+// stderr (for example a server's banner printed again after each test).
+func (p *Proc) WaitForN(ctx context.Context, substr string, n int) error {
+	seen := func() bool {
+		return strings.Count(p.Stderr(), substr)+strings.Count(p.Stdout(), substr) >= n
+	}
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if strings.Contains(p.Stderr(), substr) || strings.Contains(p.Stdout(), substr) {
+		if seen() {
 			return nil
 		}
 		select {
 		case <-p.done:
-			if strings.Contains(p.Stderr(), substr) || strings.Contains(p.Stdout(), substr) {
+			if seen() {
 				return nil
 			}
-			return fmt.Errorf("%s on %s exited before printing %q: %v: %s", p.Argv[0], p.Host, substr, p.err, tail(p.Stderr(), 500))
+			return fmt.Errorf("%s on %s exited before printing %q %d times: %v: %s", p.Argv[0], p.Host, substr, n, p.err, tail(p.Stderr(), 500))
 		case <-ctx.Done():
-			return fmt.Errorf("%s on %s did not print %q: %w; stderr: %s", p.Argv[0], p.Host, substr, ctx.Err(), tail(p.Stderr(), 500))
+			return fmt.Errorf("%s on %s did not print %q %d times: %w; stderr: %s", p.Argv[0], p.Host, substr, n, ctx.Err(), tail(p.Stderr(), 500))
 		case <-tick.C:
 		}
 	}
