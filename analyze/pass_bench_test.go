@@ -33,13 +33,15 @@ func benchPassFile(b *testing.B) string {
 
 // BenchmarkPass times one whole Pass (read, decode, analyze, finish) over the
 // benchmark capture with the summary analyzer alone and with every analyzer:
-// the target is all <= 1.5 x summary.
+// the target is all <= 1.5 x summary. all-sequential runs every
+// analyzer on the reading goroutine (the cost in CPU time).
 func BenchmarkPass(b *testing.B) {
 	file := benchPassFile(b)
 	for _, bc := range []struct {
 		name  string
 		names []string
-	}{{"summary", []string{"summary"}}, {"all", nil}} {
+		seq   bool
+	}{{"summary", []string{"summary"}, false}, {"all", nil, false}, {"all-sequential", nil, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			inputs := []analyze.InputInfo{{Name: filepath.Base(file), Source: file}}
@@ -50,7 +52,7 @@ func BenchmarkPass(b *testing.B) {
 					b.Fatalf("unknown analyzer %s", bad)
 				}
 				r := report.New("analyze", "bench", time.Unix(0, 0))
-				p := &analyze.Pass{Analyzers: as}
+				p := &analyze.Pass{Analyzers: as, Sequential: bc.seq}
 				if err := p.Run(context.Background(), inputs, r); err != nil {
 					b.Fatalf("analyze %s: %v", file, err)
 				}

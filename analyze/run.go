@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"time"
 
@@ -21,19 +22,20 @@ type ProgressFunc func(read, total int64)
 type Opener func(path string) (capture.Source, error)
 
 // Pass is one streaming pass of decoder and analyzers over several inputs.
+//
+// With more than one analyzer and more than one CPU, the first analyzer (the
+// summary, for analyze) runs on the goroutine that reads and decodes, and
+// the others on a second goroutine fed with batches of decoded records, so
+// the two halves of the work overlap. Each analyzer sees the same records in
+// the same order either way, on one goroutine, and the report is the same.
 type Pass struct {
 	Analyzers []Analyzer
 	Progress  ProgressFunc
 	Open      Opener // nil means capture.Open
+	// Sequential runs every analyzer on the reading goroutine.
+	Sequential bool
 	// Sizes of all inputs, summed, for Progress; filled by Run when zero.
 	totalBytes int64
-	// wants[i] is what Analyzers[i] wants to see (WantAll unless it is
-	// Selective); selective is whether any is not WantAll.
-	wants     []Interest
-	selective bool
-	// calls are the analyzers that want records of properties callsFor.
-	calls    []Analyzer
-	callsFor Interest
 }
 
 // InputError is an input that could not be read completely. The report keeps
@@ -80,27 +82,23 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 		_, total := src.Progress()
 		p.totalBytes += total
 	}
-	p.wants = p.wants[:0]
-	p.selective = false
-	p.calls, p.callsFor = make([]Analyzer, 0, len(p.Analyzers)), 0
-	for _, a := range p.Analyzers {
-		w := WantAll
-		if s, ok := a.(Selective); ok {
-			w = s.Wants()
-		}
-		p.wants = append(p.wants, w)
-		p.selective = p.selective || w != WantAll
+	inline, rest := p.Analyzers, []Analyzer(nil)
+	if !p.Sequential && len(p.Analyzers) > 1 && runtime.GOMAXPROCS(0) > 1 {
+		inline, rest = p.Analyzers[:1], p.Analyzers[1:]
+	}
+	r := reader{inline: newDispatcher(inline), selective: newDispatcher(p.Analyzers).selective()}
+	if len(rest) > 0 {
+		r.pipe = startPipeline(newDispatcher(rest))
+		defer r.pipe.wait()
 	}
 	var done int64
-	var rec decode.Record
-	var frame capture.Frame
 	ends := make([]inputEnd, len(sources))
 	for i, src := range sources {
 		st := inputStats{}
 		// One decoder per input: it remembers per-stream state (WireGuard
 		// session indexes) and counts undecoded frames per input.
 		var dec decode.Decoder
-		err := p.readAll(ctx, src, i, &dec, &rec, &frame, &st, done)
+		err := p.readAll(ctx, src, i, &dec, &r, &st, done)
 		read, _ := src.Progress()
 		done += read
 		ends[i] = inputEnd{st.packets > 0, st.last}
@@ -115,6 +113,9 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 			}
 		}
 		rep.Inputs = append(rep.Inputs, ri)
+	}
+	if r.pipe != nil {
+		r.pipe.wait()
 	}
 	for _, a := range p.Analyzers {
 		if s, ok := a.(Selective); ok {
@@ -132,8 +133,19 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 	return firstErr
 }
 
+// reader is where readAll puts decoded records: the inline analyzers, and
+// the pipeline to the others when there is one.
+type reader struct {
+	inline    *dispatcher
+	pipe      *pipeline
+	selective bool // some analyzer wants only some records: compute InterestOf
+	rec       decode.Record
+	frame     capture.Frame
+}
+
 func (p *Pass) readAll(ctx context.Context, src capture.Source, input int, dec *decode.Decoder,
-	rec *decode.Record, frame *capture.Frame, st *inputStats, done int64) error {
+	r *reader, st *inputStats, done int64) error {
+	frame := &r.frame
 	for n := 0; ; n++ {
 		if n%progressEvery == 0 {
 			if err := ctx.Err(); err != nil {
@@ -151,31 +163,25 @@ func (p *Pass) readAll(ctx context.Context, src capture.Source, input int, dec *
 		if err != nil {
 			return err
 		}
+		rec, data := &r.rec, frame.Data
+		if r.pipe != nil {
+			rec, data = r.pipe.slot(frame.Data)
+		}
 		rec.Frame = frame.Number
 		rec.Input = input
 		rec.Iface = frame.Iface
 		rec.Time = frame.Time
 		rec.CapLen = len(frame.Data)
 		rec.WireLen = frame.WireLen
-		dec.Decode(decode.LinkType(frame.LinkType), frame.Data, rec)
+		dec.Decode(decode.LinkType(frame.LinkType), data, rec)
 		st.add(frame)
 		in := WantAll
-		if p.selective {
+		if r.selective {
 			in = InterestOf(rec)
 		}
-		if in != p.callsFor {
-			// Records come in runs of the same properties: the analyzers
-			// to call are chosen again only when they change.
-			p.calls = p.calls[:0]
-			for j, a := range p.Analyzers {
-				if p.wants[j]&in != 0 {
-					p.calls = append(p.calls, a)
-				}
-			}
-			p.callsFor = in
-		}
-		for _, a := range p.calls {
-			a.Packet(rec)
+		r.inline.packet(rec, in)
+		if r.pipe != nil {
+			r.pipe.commit(in)
 		}
 	}
 }
