@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"syscall"
 	"time"
 )
 
@@ -100,8 +99,12 @@ func (e notReady) Unwrap() []error { return []error{e.err, ErrNotReady} }
 // dropped reports whether err means the peer refused, reset or closed the
 // connection (as opposed to a timeout or a local failure).
 func dropped(err error) bool {
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	for _, e := range peerDropErrnos {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // newCookie returns a random cookie: 36 characters from iperf3's alphabet
