@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vpndiag/vpndiag/analyze/decode"
+	"github.com/vpndiag/vpndiag/capture"
 	"github.com/vpndiag/vpndiag/report"
 )
 
@@ -86,8 +86,8 @@ func TestPassCancelConcurrent(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Fatalf("GOMAXPROCS %d: no second goroutine to test", runtime.GOMAXPROCS(0))
 	}
-	file := udpPcap(t, 5*progressEvery)
-	inputs := []InputInfo{{Name: "udp.pcap", Source: file}}
+	file := udpCapture(t, 5*progressEvery)
+	inputs := []InputInfo{{Name: "udp.pcapng", Source: file}}
 	first, second := &countingAnalyzer{name: "first"}, &countingAnalyzer{name: "second"}
 	rep := report.New("analyze", "test", time.Unix(0, 0))
 	if err := (&Pass{Analyzers: []Analyzer{first, second}}).Run(context.Background(), inputs, rep); err != nil {
@@ -119,19 +119,16 @@ func TestPassCancelConcurrent(t *testing.T) {
 	}
 }
 
-// udpPcap writes a pcap of n Ethernet/IPv4/UDP frames between 198.18.0.1 and
-// 198.18.0.2, with ports and payload sizes that vary.
-func udpPcap(t *testing.T, n int) string {
+// udpCapture writes, with the project's pcapng writer, n Ethernet/IPv4/UDP
+// frames between 198.18.0.1 and 198.18.0.2 with ports and payload sizes
+// that vary.
+func udpCapture(t *testing.T, n int) string {
 	t.Helper()
-	var b bytes.Buffer
-	le := binary.LittleEndian
-	hdr := make([]byte, 24)
-	le.PutUint32(hdr[0:], 0xa1b2c3d4)
-	le.PutUint16(hdr[4:], 2)
-	le.PutUint16(hdr[6:], 4)
-	le.PutUint32(hdr[16:], 65535)
-	le.PutUint32(hdr[20:], 1) // Ethernet
-	b.Write(hdr)
+	file := filepath.Join(t.TempDir(), "udp.pcapng")
+	w, err := capture.CreatePcapng(file, []capture.Interface{{Name: "lab", LinkType: 1, SnapLen: 65535}}, capture.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < n; i++ {
 		payload := 10 + i%700
 		f := make([]byte, 14+20+8+payload)
@@ -143,16 +140,12 @@ func udpPcap(t *testing.T, n int) string {
 		binary.BigEndian.PutUint16(ip[20:], uint16(10000+i%50))
 		binary.BigEndian.PutUint16(ip[22:], 9)
 		binary.BigEndian.PutUint16(ip[24:], uint16(8+payload))
-		rec := make([]byte, 16)
-		le.PutUint32(rec[0:], uint32(1_700_000_000+i/1000))
-		le.PutUint32(rec[4:], uint32(i%1000)*1000)
-		le.PutUint32(rec[8:], uint32(len(f)))
-		le.PutUint32(rec[12:], uint32(len(f)))
-		b.Write(rec)
-		b.Write(f)
+		frame := capture.Frame{Data: f, WireLen: len(f), Time: int64(1_700_000_000+i/1000)*1e9 + int64(i%1000)*1e6, LinkType: 1}
+		if err := w.WriteFrame(&frame); err != nil {
+			t.Fatal(err)
+		}
 	}
-	file := filepath.Join(t.TempDir(), "udp.pcap")
-	if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+	if err := w.Finish(nil); err != nil {
 		t.Fatal(err)
 	}
 	return file

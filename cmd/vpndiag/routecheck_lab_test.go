@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpndiag/vpndiag/analyze/analyzetest"
 	"github.com/vpndiag/vpndiag/report"
 	"github.com/vpndiag/vpndiag/testdata/lab"
 )
@@ -536,7 +537,7 @@ func wireguardGo(t *testing.T) string {
 func tsharkFrames(t *testing.T, file, filter string) []uint64 {
 	t.Helper()
 	var fs []uint64
-	for _, row := range tsharkFields(t, file, filter, "frame.number") {
+	for _, row := range analyzetest.Tshark(t, file, filter, "frame.number") {
 		var n uint64
 		fmt.Sscan(row[0], &n)
 		fs = append(fs, n)
@@ -544,32 +545,12 @@ func tsharkFrames(t *testing.T, file, filter string) []uint64 {
 	return fs
 }
 
-// tsharkFields returns the fields of the frames tshark selects with filter.
-func tsharkFields(t *testing.T, file, filter string, fields ...string) [][]string {
-	t.Helper()
-	args := []string{"-r", file, "-Y", filter, "-T", "fields", "-E", "separator=|"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	out, err := exec.Command("tshark", args...).Output()
-	if err != nil {
-		t.Fatalf("tshark -r %s -Y %q: %v", file, filter, err)
-	}
-	var rows [][]string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			rows = append(rows, strings.Split(l, "|"))
-		}
-	}
-	return rows
-}
-
 // tsharkSessions counts, with tshark, the TCP connections on which both
 // speakers sent a KEEPALIVE: the BGP sessions that reached Established.
 func tsharkSessions(t *testing.T, file string) int {
 	t.Helper()
 	dirs := map[string]map[bool]bool{}
-	for _, row := range tsharkFields(t, file, "bgp.type == 4", "tcp.stream", "tcp.srcport") {
+	for _, row := range analyzetest.Tshark(t, file, "bgp.type == 4", "tcp.stream", "tcp.srcport") {
 		if dirs[row[0]] == nil {
 			dirs[row[0]] = map[bool]bool{}
 		}
