@@ -86,9 +86,12 @@ func (p *Pass) Run(ctx context.Context, inputs []InputInfo, rep *report.Report) 
 	if !p.Sequential && len(p.Analyzers) > 1 && runtime.GOMAXPROCS(0) > 1 {
 		inline, rest = p.Analyzers[:1], p.Analyzers[1:]
 	}
-	r := reader{inline: newDispatcher(inline), selective: newDispatcher(p.Analyzers).selective()}
+	r := reader{inline: newDispatcher(inline)}
+	r.selective = r.inline.selective()
 	if len(rest) > 0 {
-		r.pipe = startPipeline(newDispatcher(rest))
+		d := newDispatcher(rest)
+		r.selective = r.selective || d.selective()
+		r.pipe = startPipeline(d)
 		defer r.pipe.wait()
 	}
 	var done int64
