@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-10s}
 GORELEASER_VERSION=v2.16.0
 WIREGUARD_GO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446 # userspace WireGuard for the lab
-APT_PACKAGES="tcpdump tshark wireshark-common iperf3 nftables iptables conntrack dnsmasq-base iproute2 ethtool iputils-ping bird2 wireguard-tools procps time util-linux bsdutils chromium"
+APT_PACKAGES="tcpdump openssh-server openssh-client sudo tshark wireshark-common iperf3 nftables iptables conntrack dnsmasq-base iproute2 ethtool iputils-ping bird2 wireguard-tools procps time util-linux bsdutils chromium"
 
 step() { printf '\n==> %s\n' "$*"; }
 
