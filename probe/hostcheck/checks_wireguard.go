@@ -56,7 +56,7 @@ func checkKeepalive(h *Host, _ Role) []report.Finding {
 	var out []report.Finding
 	for _, d := range h.WireGuard {
 		for _, p := range d.Peers {
-			if !p.Endpoint.Set && !p.EndpointAddr.IsValid() || p.Keepalive.V > 0 || !p.EndpointAddr.IsValid() {
+			if !p.EndpointAddr.IsValid() || p.Keepalive.V > 0 {
 				continue
 			}
 			rt, ok := h.EndpointRoutes[p.EndpointAddr]
