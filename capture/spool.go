@@ -147,8 +147,26 @@ func OpenSpool(ctx context.Context, dir string, hops []SpoolHop, opts SpecOption
 	return sp, nil
 }
 
-// Opened returns how many hops are open and will be captured by Run.
-func (sp *Spooler) Opened() int { return len(sp.runs) }
+// Failures returns the Optional hops that could not be opened (Failed
+// set, Err the reason), in the order given.
+func (sp *Spooler) Failures() []SpoolResult {
+	var f []SpoolResult
+	for _, r := range sp.res {
+		if r.Failed {
+			f = append(f, r)
+		}
+	}
+	return f
+}
+
+// Abort closes every open hop and removes its file, instead of Run.
+func (sp *Spooler) Abort() {
+	for _, r := range sp.runs {
+		r.tee.Close()
+		os.Remove(r.path)
+	}
+	sp.runs = nil
+}
 
 // Run drains every hop, one goroutine each, until the context given to
 // OpenSpool ends, closes the files (with the kernel's statistics) and

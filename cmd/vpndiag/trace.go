@@ -27,6 +27,8 @@ type traceOptions struct {
 	snapLen      int
 	bufferMB     int
 	nativeFilter bool
+	// Remote (ssh://) hops.
+	ssh sshOptions
 }
 
 func init() {
@@ -52,16 +54,32 @@ were seen. Clocks of different machines are aligned from the matched packets (of
 uncertainty are reported). Each capture is read twice: a bounded sample for the clock
 offsets, then the whole file; memory is bounded by --window, not by the capture size.
 
-SOURCE is a capture file (pcap, pcapng, gzip; a bare FILE is named after the file) or a
-live local interface, iface:NAME (Linux; needs CAP_NET_RAW: sudo). Live hops are captured at
+SOURCE is a capture file (pcap, pcapng, gzip; a bare FILE is named after the file), a
+live local interface, iface:NAME (Linux; needs CAP_NET_RAW: sudo), or an interface of a
+remote host, ssh://[USER@]HOST[:PORT]/IFACE (see below). Live hops are captured at
 the same time, one socket per hop, all opened before capturing starts, for --duration or until
 Ctrl-C, into pcapng files (interface description = hop name, kernel drop counts at the end);
 then they are correlated like files. --save DIR keeps them as DIR/HOP.pcapng, otherwise they
 go to a temporary directory that is removed at the end. Live and file hops can be mixed.
-Remote sources (ssh:HOST:IFACE) are not supported yet.`,
+
+Remote hops log in over SSH the way ssh does: the SSH agent, then key files (--ssh-identity,
+IdentityFile, ~/.ssh/id_ed25519, id_ecdsa, id_rsa); User, Port, HostName, ProxyJump and
+UserKnownHostsFile from ~/.ssh/config (--ssh-config); host keys checked against known_hosts
+(an unknown key is an error with its SHA256 fingerprint unless --ssh-accept-new; a changed key
+is always an error). On the remote host vpndiag capture runs if it is on the PATH, else
+tcpdump -U -w - (--ssh-sudo: under sudo -n), every argument quoted for the remote shell; the
+capture streams back over the session and stops on --duration, Ctrl-C, or when this process
+dies (the remote side kills it when the SSH channel closes). All hops are opened at once and
+capture starts on all of them together. Remote clocks are not trusted: each hop's offset is
+estimated from the packets as for files; the SSH round trip is reported next to it. A remote
+hop that cannot be captured (unreachable, login refused, no tcpdump, no such interface,
+permission denied) is reported with the reason and left out; the others go on. Fewer than
+two hops left is a runtime failure (exit 3).`,
 			Example: `  vpndiag trace client=client.pcap gw-in=gw-inside.pcap gw-out=gw-outside.pcap dns=dns-server.pcap
   vpndiag trace --format json --window 5s lan=lan.pcapng wan=wan.pcapng
-  sudo vpndiag trace --duration 30s lan=iface:eth1 wan=iface:eth0 -f 'udp or icmp' --save /var/tmp/trace`,
+  sudo vpndiag trace --duration 30s lan=iface:eth1 wan=iface:eth0 -f 'udp or icmp' --save /var/tmp/trace
+  vpndiag trace client=iface:en0 vpn=ssh://ops@vpn1/eth0 gw=ssh://gw1:2222/ens5 dns=ssh://dns1/any \
+    --duration 60s -f 'udp port 53 or icmp' --save incident-42/`,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runTrace(cmd, g, o, args)
 			},
@@ -78,6 +96,7 @@ Remote sources (ssh:HOST:IFACE) are not supported yet.`,
 		f.IntVar(&o.snapLen, "snaplen", capture.DefaultSnapLen, "live hops: keep at most `N` bytes of each frame")
 		f.IntVar(&o.bufferMB, "buffer", capture.DefaultBufferSize>>20, "live hops: kernel ring size per interface in `MiB`")
 		f.BoolVar(&o.nativeFilter, "native-filter", false, "live hops: compile the filter with vpndiag's compiler even when tcpdump is installed")
+		o.ssh.flags(f)
 		return cmd
 	})
 }
@@ -89,16 +108,14 @@ type hopArg struct {
 }
 
 // parseSource checks one SOURCE. It is the one place that knows the
-// source kinds: files and live interfaces; SSH sources plug in here.
+// source kinds: files, live local interfaces and remote (ssh://) ones.
 func parseSource(name, source string) (live bool, err error) {
 	spec, err := capture.ParseSpec(source)
 	if err != nil {
 		return false, usageErr("hop %s: %v", name, err)
 	}
 	switch spec.Kind {
-	case capture.SpecSSH:
-		return false, usageErr("hop %s: remote capture (%s) is not supported yet: capture on the host and copy the file", name, source)
-	case capture.SpecInterface:
+	case capture.SpecInterface, capture.SpecSSH:
 		if len(spec.Interfaces) != 1 {
 			return false, usageErr("hop %s: %s: one interface per hop (give each interface its own hop, e.g. lan=iface:eth1 wan=iface:eth0)", name, source)
 		}
@@ -172,7 +189,7 @@ func runTrace(cmd *cobra.Command, g *globalOptions, o *traceOptions, args []stri
 			return usageErr("--reference %q is not one of the hops", o.reference)
 		}
 	}
-	hops, cleanup, err := o.spoolLive(cmd, g, args0)
+	hops, live, cleanup, err := o.spoolLive(cmd, g, args0)
 	if err != nil {
 		return err
 	}
@@ -196,7 +213,11 @@ func runTrace(cmd *cobra.Command, g *globalOptions, o *traceOptions, args []stri
 	}
 	rep := newReport("trace", args)
 	rep.Title = fmt.Sprintf("trace over %d hops", len(hops))
+	if n := len(live.missing); n > 0 {
+		rep.Title += fmt.Sprintf(" (%d of %d hops not captured)", n, len(args0))
+	}
 	res.Fill(rep, opt)
+	live.fill(rep, res)
 	for _, c := range traceCharts(res, opt) {
 		rep.AddChart(c)
 	}

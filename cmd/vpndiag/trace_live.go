@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -50,57 +52,94 @@ func (o *traceOptions) validateLive(hops []hopArg) error {
 
 // spoolLive captures the live hops at the same time into pcapng files (for
 // --duration or until the command's context ends: Ctrl-C), and returns
-// every hop, live ones as their spooled files, in the order given. cleanup
-// removes the temporary directory (not a --save directory).
-func (o *traceOptions) spoolLive(cmd *cobra.Command, g *globalOptions, args []hopArg) (hops []correlate.Hop, cleanup func(), err error) {
+// every hop, live ones as their spooled files, in the order given, and
+// what became of the live hops (remote hops that could not be captured are
+// left out and listed there). cleanup removes the temporary directory (not
+// a --save directory).
+func (o *traceOptions) spoolLive(cmd *cobra.Command, g *globalOptions, args []hopArg) (hops []correlate.Hop, lr *liveResult, cleanup func(), err error) {
 	cleanup = func() {}
+	lr = &liveResult{}
 	var live []capture.SpoolHop
-	var names []string
+	var remote bool
 	for _, a := range args {
 		if a.live {
-			live = append(live, capture.SpoolHop{Name: a.name, Spec: a.source})
-			names = append(names, a.name+"="+a.source)
+			spec, _ := capture.ParseSpec(a.source) // parseHops checked it
+			r := spec.Kind == capture.SpecSSH
+			remote = remote || r
+			live = append(live, capture.SpoolHop{Name: a.name, Spec: a.source, Optional: r})
 		}
 	}
 	if len(live) == 0 {
 		for _, a := range args {
 			hops = append(hops, correlate.FileHop(a.name, a.source))
 		}
-		return hops, cleanup, nil
+		return hops, lr, cleanup, nil
+	}
+	sopts := capture.SpecOptions{Filter: o.filter, SnapLen: o.snapLen, BufferSize: o.bufferMB << 20, NativeFilter: o.nativeFilter}
+	if remote {
+		if lr.opener, err = o.ssh.opener(); err != nil {
+			return nil, nil, cleanup, err
+		}
+		sopts.OpenRemote = lr.opener.Open
 	}
 	dir := o.save
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "vpndiag-trace-")
 		if err != nil {
-			return nil, cleanup, runtimeErr(fmt.Errorf("temporary directory for the live captures: %w", err))
+			return nil, nil, cleanup, runtimeErr(fmt.Errorf("temporary directory for the live captures: %w", err))
 		}
 		dir = tmp
 		cleanup = func() { os.RemoveAll(tmp) }
 	}
+	// --duration counts from when every hop is open (remote hops take a
+	// login to open), not from the start of the command.
 	capCtx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
 	until := "press Ctrl-C to stop"
 	if o.duration > 0 {
-		capCtx, cancel = context.WithTimeout(cmd.Context(), o.duration)
 		until = fmt.Sprintf("for %s (Ctrl-C stops earlier)", o.duration)
 	}
-	defer cancel()
-	sp, err := capture.OpenSpool(capCtx, dir, live, capture.SpecOptions{Filter: o.filter, SnapLen: o.snapLen,
-		BufferSize: o.bufferMB << 20, NativeFilter: o.nativeFilter})
+	sp, err := capture.OpenSpool(capCtx, dir, live, sopts)
 	if err != nil {
 		cleanup()
 		var fe *capture.FilterError
 		if errors.Is(err, capture.ErrNoInterface) || errors.As(err, &fe) {
-			return nil, func() {}, usageErr("%v", err)
+			return nil, nil, func() {}, usageErr("%v", err)
 		}
 		// os.ErrPermission: the message names CAP_NET_RAW, sudo and setcap.
-		return nil, func() {}, runtimeErr(err)
+		return nil, nil, func() {}, runtimeErr(err)
+	}
+	var names []string
+	for _, a := range live {
+		names = append(names, a.Name+"="+a.Spec)
+	}
+	for _, r := range sp.Failures() {
+		lr.missing = append(lr.missing, missingHop{Hop: r.Name, Source: r.Spec, Error: r.Err.Error()})
+		fmt.Fprintf(g.stderr, "vpndiag: hop %s (%s) is not captured: %v\n", r.Name, r.Spec, r.Err)
+		names = slices.DeleteFunc(names, func(n string) bool { return n == r.Name+"="+r.Spec })
+	}
+	if left := len(args) - len(lr.missing); left < 2 {
+		sp.Abort()
+		cleanup()
+		var why []string
+		for _, m := range lr.missing {
+			why = append(why, fmt.Sprintf("hop %s: %s", m.Hop, m.Error))
+		}
+		return nil, nil, func() {}, runtimeErr(fmt.Errorf("only %d of %d hops can be captured, trace needs two:\n  %s", left, len(args), strings.Join(why, "\n  ")))
 	}
 	// Every socket is open and receiving: only now is "capturing" true.
 	fmt.Fprintf(g.stderr, "vpndiag: capturing on %s %s\n", strings.Join(names, " "), until)
+	if o.duration > 0 {
+		t := time.AfterFunc(o.duration, cancel)
+		defer t.Stop()
+	}
 	res := sp.Run()
 	spooled := map[string]capture.SpoolResult{}
 	var total uint64
 	for _, r := range res {
+		if r.Failed {
+			continue
+		}
 		spooled[r.Name] = r
 		total += r.Frames
 		if r.Err != nil {
@@ -111,13 +150,18 @@ func (o *traceOptions) spoolLive(cmd *cobra.Command, g *globalOptions, args []ho
 	if o.save != "" {
 		where = o.save
 	}
-	fmt.Fprintf(g.stderr, "vpndiag: captured %d frames on %d live hops into %s; correlating\n", total, len(live), where)
+	fmt.Fprintf(g.stderr, "vpndiag: captured %d frames on %d live hops into %s; correlating\n", total, len(spooled), where)
 	for _, a := range args {
 		if r, ok := spooled[a.name]; ok {
 			hops = append(hops, correlate.SpooledHop(a.name, a.source, r.Path))
-		} else {
+			if lr.opener != nil {
+				if info, ok := lr.opener.Info(a.name); ok {
+					lr.remoteHops = append(lr.remoteHops, info)
+				}
+			}
+		} else if !a.live {
 			hops = append(hops, correlate.FileHop(a.name, a.source))
 		}
 	}
-	return hops, cleanup, nil
+	return hops, lr, cleanup, nil
 }

@@ -188,7 +188,9 @@ func TestTraceBadInput(t *testing.T) {
 		{"--save without live hops", []string{"--save", t.TempDir(), "a=" + cl, "b=" + gw}, "--save applies to live hops"},
 		{"--duration without live hops", []string{"--duration", "1s", "a=" + cl, "b=" + gw}, "--duration applies to live hops"},
 		{"bad filter", []string{"-f", "port eighty", "a=" + cl, "b=iface:lo"}, "eighty"},
-		{"ssh", []string{"a=" + cl, "b=ssh:host:eth0"}, "not supported yet"},
+		{"two remote interfaces in one hop", []string{"a=" + cl, "b=ssh://root@gw1/eth0,eth1"}, "one interface per hop"},
+		{"bad ssh source", []string{"a=" + cl, "b=ssh://gw1:99999/eth0"}, "want 1..65535"},
+		{"bad --ssh-tool", []string{"--ssh-tool", "wireshark", "a=" + cl, "b=ssh://gw1/eth0"}, "want auto, vpndiag or tcpdump"},
 		{"not a capture", []string{"a=" + cl, "b=" + notCapture}, "hop b:"},
 		{"missing file", []string{"a=" + cl, "b=/nonexistent/x.pcap"}, "hop b:"},
 		{"no common packets", []string{"a=" + cl, "b=" + vx}, "no packets in common"},
@@ -210,7 +212,8 @@ func TestTraceBadInput(t *testing.T) {
 	}
 }
 
-// TestParseHops: HOP=SOURCE, bare files named after the file, iface: live.
+// TestParseHops: HOP=SOURCE, bare files named after the file, iface: and
+// ssh sources live.
 func TestParseHops(t *testing.T) {
 	hops, err := parseHops([]string{"gw-in=a/b.pcap", "captures/site.pcapng.gz"})
 	if err != nil {
@@ -225,6 +228,10 @@ func TestParseHops(t *testing.T) {
 	}
 	if !hops[0].live || hops[0].source != "iface:eth1" || hops[1].live {
 		t.Errorf("live hops %+v, want lan live, wan a file", hops)
+	}
+	hops, err = parseHops([]string{"vpn=ssh://ops@vpn1/eth0", "gw=ssh:gw1:ens5"})
+	if err != nil || !hops[0].live || !hops[1].live {
+		t.Errorf("ssh hops %+v, %v; want both live", hops, err)
 	}
 }
 
