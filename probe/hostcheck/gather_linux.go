@@ -50,7 +50,11 @@ func Gather(ctx context.Context, o Options) (*Host, error) {
 	for _, c := range o.Configs {
 		h.WireGuard = append(h.WireGuard, *c)
 	}
-	for _, d := range h.WireGuard {
+	devs := slices.Clone(h.WireGuard)
+	for _, d := range live {
+		devs = append(devs, *d)
+	}
+	for _, d := range devs {
 		for _, p := range d.Peers {
 			if a := p.EndpointAddr; a.IsValid() {
 				if _, done := h.EndpointRoutes[a]; !done {
@@ -147,6 +151,8 @@ func readWireGuard(h *Host, links []netlink.Link, configs []*WGDevice) map[strin
 			}
 			d.Peers = append(d.Peers, wp)
 		}
+		// wgctrl returns peers in no fixed order (wireguard-go: map order).
+		slices.SortFunc(d.Peers, func(a, b WGPeer) int { return strings.Compare(a.PublicKey.V, b.PublicKey.V) })
 		live[name] = d
 		if !slices.ContainsFunc(configs, func(c *WGDevice) bool { return c.Name == name }) {
 			h.WireGuard = append(h.WireGuard, *d)
@@ -204,10 +210,12 @@ func iface(h *Host, l netlink.Link, names map[int]string, mtus map[string]int, l
 	}
 	if d, ok := live[a.Name]; ok || l.Type() == "wireguard" {
 		ifc.Kind = "wireguard"
+		// The underlay is where the first endpoint routed outside the
+		// device itself goes (one routed into it is its own finding).
 		var remote netip.Addr
 		if d != nil {
 			for _, p := range d.Peers {
-				if p.EndpointAddr.IsValid() {
+				if p.EndpointAddr.IsValid() && h.EndpointRoutes[p.EndpointAddr].Dev != a.Name {
 					remote = p.EndpointAddr
 					break
 				}
