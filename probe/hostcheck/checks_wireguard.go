@@ -136,7 +136,7 @@ func routed(h *Host, dev string, p netip.Prefix) bool {
 func checkEndpointViaTunnel(h *Host, _ Role) []report.Finding {
 	tunnels := map[string]string{}
 	for _, ifc := range h.Interfaces {
-		if _, ok := Overhead(ifc.Kind, false); ok || ifc.Kind == "tun" {
+		if _, ok := Overhead(ifc.Kind, false); ok || ifc.Kind == "tuntap" {
 			tunnels[ifc.Name] = ifc.Kind
 		}
 	}

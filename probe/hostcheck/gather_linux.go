@@ -124,7 +124,7 @@ func readWireGuard(h *Host, links []netlink.Link, configs []*WGDevice) map[strin
 	defer c.Close()
 	for _, l := range links {
 		name := l.Attrs().Name
-		if l.Type() != "wireguard" && l.Type() != "tun" {
+		if l.Type() != "wireguard" && l.Type() != "tuntap" {
 			continue
 		}
 		dev, err := c.Device(name)
