@@ -49,6 +49,8 @@ type traceData struct {
 		NATTotal    int                        `json:"nat_mappings_total"`
 		Tunnels     []correlate.TunnelCounters `json:"tunnels"`
 		TunnelPairs uint64                     `json:"tunnel_pairs"`
+		MissingHops []missingHop               `json:"missing_hops"`
+		RemoteHops  []remoteHopData            `json:"remote_hops"`
 	} `json:"data"`
 }
 
