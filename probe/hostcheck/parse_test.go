@@ -25,13 +25,13 @@ func TestSysctlName(t *testing.T) {
 func TestReadSysctls(t *testing.T) {
 	root := t.TempDir()
 	for path, v := range map[string]string{
-		"net/ipv4/ip_forward":                   "1\n",
-		"net/ipv4/ip_local_port_range":          "32768\t60999\n",
-		"net/ipv4/ip_local_reserved_ports":      "\n",
-		"net/ipv4/conf/all/rp_filter":           "0\n",
-		"net/ipv4/conf/eth0.7/rp_filter":        "1\n",
-		"net/core/rmem_max":                     "212992\n",
-		"net/netfilter/nf_conntrack_max":        "65536\n",
+		"net/ipv4/ip_forward":                    "1\n",
+		"net/ipv4/ip_local_port_range":           "32768\t60999\n",
+		"net/ipv4/ip_local_reserved_ports":       "\n",
+		"net/ipv4/conf/all/rp_filter":            "0\n",
+		"net/ipv4/conf/eth0.7/rp_filter":         "1\n",
+		"net/core/rmem_max":                      "212992\n",
+		"net/netfilter/nf_conntrack_max":         "65536\n",
 		"net/netfilter/nf_conntrack_udp_timeout": "30\n",
 	} {
 		p := filepath.Join(root, path)
