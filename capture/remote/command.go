@@ -24,7 +24,7 @@ type Tool string
 const (
 	ToolAuto    Tool = "auto"    // vpndiag if it is on the remote PATH, else tcpdump
 	ToolVpndiag Tool = "vpndiag" // vpndiag capture -w - (pcapng, kernel drop counts)
-	ToolTcpdump Tool = "tcpdump" // tcpdump -U -w - (pcap)
+	ToolTcpdump Tool = "tcpdump" // tcpdump -U --immediate-mode -w - (pcap)
 )
 
 // Messages the remote script writes to stderr, recognised by the local side.
@@ -38,6 +38,10 @@ const (
 // a positional parameter and is only ever expanded inside double quotes,
 // so no value is parsed as shell code, and every argument is also quoted
 // for the login shell that runs "sh -c".
+//
+// tcpdump runs with --immediate-mode: without it libpcap hands packets
+// over only when a ring block fills or its timeout expires, and packets
+// still in the kernel ring when the capture is stopped are lost.
 //
 // The capture runs in the background, its stdin from /dev/null; a watcher
 // reads the session's stdin (saved as fd 3, because an asynchronous list's
@@ -53,7 +57,7 @@ if [ "$tool" != tcpdump ] && command -v vpndiag >/dev/null 2>&1; then
 	if [ -n "$filter" ]; then set -- "$@" -f "$filter"; fi
 	used=vpndiag
 elif [ "$tool" != vpndiag ] && command -v tcpdump >/dev/null 2>&1; then
-	set -- tcpdump -U -n -w - -s "$snap" -i "$iface"
+	set -- tcpdump -U --immediate-mode -n -w - -s "$snap" -i "$iface"
 	if [ -n "$filter" ]; then set -- "$@" -- "$filter"; fi
 	used=tcpdump
 else

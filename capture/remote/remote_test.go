@@ -138,7 +138,7 @@ func TestScriptFakeTcpdump(t *testing.T) {
 	filter := "udp port 53' ; touch " + pwned + "; '"
 	c, stdout, stderr, closeIn := runScript(t, dir+":/usr/bin:/bin", Command([]string{iface}, filter, "gw's", 128, ToolAuto, false))
 	args := waitFile(t, argsFile)
-	want := strings.Join([]string{"-U", "-n", "-w", "-", "-s", "128", "-i", iface, "--", filter}, "\n") + "\n"
+	want := strings.Join([]string{"-U", "--immediate-mode", "-n", "-w", "-", "-s", "128", "-i", iface, "--", filter}, "\n") + "\n"
 	if args != want {
 		t.Errorf("tcpdump args\n%q\nwant\n%q", args, want)
 	}

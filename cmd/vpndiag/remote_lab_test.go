@@ -6,11 +6,15 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"math"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -356,4 +360,139 @@ func TestRemoteTraceLab(t *testing.T) {
 		}
 	})
 	noCaptureLeft(t, topo, 5*time.Second, "gw", "b")
+}
+
+// TestRemoteTraceKill: SIGKILL of the local vpndiag while it captures on
+// gw and b over SSH (capture processes verified running there first)
+// leaves no tcpdump in either namespace within 5 s: the remote script sees
+// the SSH channel close and kills its capture.
+func TestRemoteTraceKill(t *testing.T) {
+	lab.Require(t, "tcpdump")
+	topo := lab.New(t, liveGWTopo)
+	k := newSSHKeys(t)
+	startSSHD(t, topo, k, "gw", "198.18.11.1", "gw", true)
+	startSSHD(t, topo, k, "b", "198.18.12.2", "b", true)
+	p := startRemoteTrace(t, topo, k, "a", "-f", "icmp", "gw=ssh://root@198.18.11.1/eth1", "b=ssh://root@198.18.12.2/eth0")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := p.WaitFor(ctx, "vpndiag: capturing on"); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"gw", "b"} {
+		if procs := captureProcs(t, topo, h); len(procs) == 0 {
+			t.Fatalf("no capture process in %s while trace captures", h)
+		}
+	}
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("vpndiag not dead 5 s after SIGKILL")
+	}
+	noCaptureLeft(t, topo, 5*time.Second, "gw", "b")
+}
+
+// TestRemoteTraceNATIncident is scenario 1 (TestTraceLabNATIncident)
+// captured over SSH on three hosts: vpndiag runs on client and captures
+// client=iface:eth0 locally, gw-in, gw-out and gw-dmz on gw and dns on dns
+// over SSH (dns reached through gw's NAT), until SIGINT after the traffic.
+// The verdict is the file-based one: trace.loss inside gw between gw-in
+// and gw-out for UDP to 198.18.2.53:53 only, lost within 1% (+3) of
+// conntrack's insert_failed, 2600 sent, the direct class 300 sent and none
+// lost, the 1976-port pool; every remote hop has its SSH round trip, and
+// the --save files hold the hop names as interface descriptions.
+func TestRemoteTraceNATIncident(t *testing.T) {
+	lab.Require(t, "dnsmasq", "conntrack", "tcpdump", "ping", "tshark", "capinfos")
+	topo := lab.New(t, natIncidentTopo)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	for _, d := range []struct{ host, addr string }{{"dns", "198.18.2.53"}, {"dns2", "198.18.3.53"}} {
+		if _, err := topo.StartDNS(ctx, d.host, netip.MustParseAddr(d.addr), "lab.test", netip.MustParseAddr("198.18.9.9")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := newSSHKeys(t)
+	startSSHD(t, topo, k, "gw", "198.18.1.1", "gw", true)
+	startSSHD(t, topo, k, "dns", "198.18.2.53", "dns", true)
+	lab.Tool(t)
+	save := publicDir(t)
+	out := filepath.Join(save, "report.json")
+	p := startRemoteTrace(t, topo, k, "client", "-f", "udp port 53 or icmp", "--format", "json", "-o", out, "--save", save,
+		"client=iface:eth0", "gw-in=ssh://root@198.18.1.1/eth0", "gw-out=ssh://root@198.18.1.1/eth1",
+		"gw-dmz=ssh://root@198.18.1.1/eth2", "dns=ssh://root@198.18.2.53/eth0")
+	if err := p.WaitFor(ctx, "vpndiag: capturing on"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if o, err := topo.Exec(ctx, "client", "ping", "-c", "3", "-i", "0.05", "-W", "2", "198.18.2.53"); err != nil {
+		t.Fatalf("ping: %v: %s", err, o)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := toolErr(t, topo, "client", "dns", "-to", "198.18.3.53:53", "-count", "300", "-rate", "100", "-name", "direct.lab.test")
+		done <- err
+	}()
+	tool(t, topo, "client", "dns", "-to", "198.18.2.53:53", "-count", "2600", "-rate", "800", "-name", "nat.lab.test")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if o, err := topo.Exec(ctx, "client", "ping", "-c", "5", "-i", "0.05", "-W", "2", "198.18.2.53"); err != nil {
+		t.Fatalf("ping: %v: %s", err, o)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := p.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitTrace(t, p, 2*time.Minute); code != exitFindings {
+		t.Fatalf("trace exit %d, want 1 (trace.loss); stderr %s", code, p.Stderr())
+	}
+	noCaptureLeft(t, topo, 5*time.Second, "gw", "dns")
+	st, err := topo.Exec(ctx, "gw", "conntrack", "-S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	insertFailed := 0
+	for _, m := range regexp.MustCompile(`insert_failed=(\d+)`).FindAllStringSubmatch(string(st), -1) {
+		n, _ := strconv.Atoi(m[1])
+		insertFailed += n
+	}
+	if insertFailed < 300 {
+		t.Fatalf("conntrack insert_failed=%d: the pool was not exhausted:\n%s", insertFailed, st)
+	}
+	d := readTraceFile(t, out)
+	from, to, class, lost := d.lossFinding(t)
+	if from != "gw-in" || to != "gw-out" || class != "UDP to 198.18.2.53:53" {
+		t.Errorf("trace.loss at %s -> %s for %s, want gw-in -> gw-out for UDP to 198.18.2.53:53", from, to, class)
+	}
+	if math.Abs(lost-float64(insertFailed)) > 0.01*float64(insertFailed)+3 {
+		t.Errorf("trace says %v lost, conntrack insert_failed=%d", lost, insertFailed)
+	}
+	if n := d.ids("trace.loss"); n != 1 {
+		t.Errorf("%d trace.loss findings, want 1: %+v", n, d.Findings)
+	}
+	if direct := d.segment(t, "gw-in", "gw-dmz", "UDP to 198.18.3.53:53"); direct.Sent != 300 || direct.Lost != 0 || direct.NAT {
+		t.Errorf("direct class %+v, want 300 sent, none lost, not NAT'd", direct)
+	}
+	if nat := d.segment(t, "gw-in", "gw-out", "UDP to 198.18.2.53:53"); nat.Sent != 2600 || !nat.NAT {
+		t.Errorf("NAT'd class %+v, want 2600 sent, NAT'd", nat)
+	}
+	if len(d.Data.NATPools) == 0 || d.Data.NATPools[0].DistinctPorts != 1976 {
+		t.Errorf("NAT pool %+v, want 1976 ports", d.Data.NATPools)
+	}
+	if len(d.Data.RemoteHops) != 4 || len(d.Data.MissingHops) != 0 {
+		t.Errorf("remote hops %+v, missing %+v; want 4, none", d.Data.RemoteHops, d.Data.MissingHops)
+	}
+	for _, r := range d.Data.RemoteHops {
+		if r.SSHRTTms <= 0 || r.SSHRTTms > 200 {
+			t.Errorf("remote hop %s: SSH RTT %v ms", r.Hop, r.SSHRTTms)
+		}
+		if math.Abs(r.OffsetMs) > 5 {
+			t.Errorf("remote hop %s: clock offset %v ms, want ~0 (one kernel clock)", r.Hop, r.OffsetMs)
+		}
+	}
+	for _, h := range d.Data.Hops {
+		checkSaved(t, filepath.Join(save, h.Name+".pcapng"), h.Name, h.Packets)
+	}
 }
