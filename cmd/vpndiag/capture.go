@@ -49,6 +49,10 @@ proto, and/or/not, parentheses).
 
 --ring NxSIZE writes out.pcapng, out-1.pcapng, ... each at most SIZE, keeping the last N.
 
+-w - streams the pcapng to standard output, each frame flushed as it is captured (this is
+what trace's remote hops run over SSH); the report is then written only with -o FILE, and a
+one-line summary goes to standard error.
+
 Capturing needs CAP_NET_RAW: run as root (sudo) or grant it once with
   sudo setcap cap_net_raw,cap_net_admin+ep $(command -v vpndiag)
 The report lists per interface the frames captured and the kernel's received/dropped counts.`,
@@ -63,7 +67,7 @@ The report lists per interface the frames captured and the kernel's received/dro
 		f := cmd.Flags()
 		f.StringSliceVarP(&o.ifaces, "interface", "i", nil, "capture on `IFACE` (comma-separated or repeated for several)")
 		f.StringVarP(&o.filter, "filter", "f", "", "capture filter in tcpdump syntax, e.g. 'udp port 53 or icmp'")
-		f.StringVarP(&o.write, "write", "w", "", "write the pcapng to `FILE` (default vpndiag-YYYYMMDD-HHMMSS.pcapng)")
+		f.StringVarP(&o.write, "write", "w", "", "write the pcapng to `FILE`, - for standard output (default vpndiag-YYYYMMDD-HHMMSS.pcapng)")
 		f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: until Ctrl-C)")
 		f.Uint64Var(&o.count, "count", 0, "stop after this many frames, over all interfaces (0: no limit)")
 		f.StringVar(&o.ring, "ring", "", "ring of files `NxSIZE`: rotate at SIZE (e.g. 100MB), keep the last N")
@@ -129,7 +133,16 @@ func runCapture(cmd *cobra.Command, g *globalOptions, o *captureOptions, args []
 	var sink capture.Sink
 	var ringW *capture.RingWriter
 	opts := capture.WriterOptions{Comment: "vpndiag capture -i " + strings.Join(o.ifaces, ",")}
-	if o.ring != "" {
+	toStdout := out == "-"
+	if toStdout && o.ring != "" {
+		src.Close()
+		return usageErr("--ring writes files: it cannot be combined with -w -")
+	}
+	if toStdout {
+		var w *capture.PcapngWriter
+		w, err = capture.NewPcapngWriter("standard output", g.stdout, ifaces, opts)
+		sink = flushingSink{w}
+	} else if o.ring != "" {
 		ringW, err = capture.NewRing(out, ring, ifaces, opts, src.Interfaces)
 		sink = ringW
 	} else {
@@ -170,6 +183,17 @@ func runCapture(cmd *cobra.Command, g *globalOptions, o *captureOptions, args []
 	if ringW != nil {
 		files = ringW.Files()
 	}
+	if toStdout && g.output == "" {
+		// Standard output holds the capture: no report there.
+		fmt.Fprintf(g.stderr, "vpndiag: captured %d frames on %s to standard output\n", n, strings.Join(o.ifaces, ","))
+		switch {
+		case readErr != nil:
+			return runtimeErr(fmt.Errorf("capture stopped early (the stream holds everything before): %w", readErr))
+		case closeErr != nil:
+			return runtimeErr(closeErr)
+		}
+		return nil
+	}
 	rep := newReport("capture", args)
 	rep.Title = fmt.Sprintf("Captured %d frames on %s into %s", n, strings.Join(o.ifaces, ","), strings.Join(files, ", "))
 	addCaptureReport(rep, final, totals, files, o)
@@ -188,6 +212,17 @@ func runCapture(cmd *cobra.Command, g *globalOptions, o *captureOptions, args []
 		return runtimeErr(closeErr)
 	}
 	return nil
+}
+
+// flushingSink flushes a pcapng stream after every frame, so that a reader
+// at the other end of a pipe (trace over SSH) gets each frame at once.
+type flushingSink struct{ *capture.PcapngWriter }
+
+func (s flushingSink) WriteFrame(f *capture.Frame) error {
+	if err := s.PcapngWriter.WriteFrame(f); err != nil {
+		return err
+	}
+	return s.Flush()
 }
 
 func hopNote(hop string) string {

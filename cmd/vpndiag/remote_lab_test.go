@@ -496,3 +496,42 @@ func TestRemoteTraceNATIncident(t *testing.T) {
 		checkSaved(t, filepath.Join(save, h.Name+".pcapng"), h.Name, h.Packets)
 	}
 }
+
+// TestRemoteTraceVpndiagTool: a remote host with vpndiag on its PATH (sshd
+// SetEnv) captures with vpndiag capture -w - (pcapng streamed, hop name as
+// interface description) and a host without it with tcpdump; 10 pings
+// a -> b are matched across the two, none lost, and the saved files are
+// complete with the hop names.
+func TestRemoteTraceVpndiagTool(t *testing.T) {
+	lab.Require(t, "ping", "tcpdump", "tshark", "capinfos")
+	topo := lab.New(t, liveGWTopo)
+	k := newSSHKeys(t)
+	startSSHD(t, topo, k, "gw", "198.18.11.1", "gw", true, "SetEnv PATH="+filepath.Dir(captureBinary(t))+":/usr/bin:/bin")
+	startSSHD(t, topo, k, "b", "198.18.12.2", "b", true)
+	save := publicDir(t)
+	out := filepath.Join(save, "report.json")
+	p := startRemoteTrace(t, topo, k, "a", "--duration", "3s", "-f", "icmp", "--format", "json", "-o", out, "--save", save,
+		"gw=ssh://root@198.18.11.1/eth1", "b=ssh://root@198.18.12.2/eth0")
+	pingDuring(t, topo, p, "a", "198.18.12.2", 10)
+	if code := waitTrace(t, p, 60*time.Second); code != exitOK {
+		t.Fatalf("exit %d; stderr %s", code, p.Stderr())
+	}
+	d := readTraceFile(t, out)
+	if s := d.segment(t, "gw", "b", "ICMP to 198.18.12.2"); s.Sent != 10 || s.Lost != 0 {
+		t.Errorf("segment %+v, want 10 sent, none lost", s)
+	}
+	tools := map[string]string{}
+	for _, r := range d.Data.RemoteHops {
+		tools[r.Hop] = r.Tool
+	}
+	if tools["gw"] != "vpndiag" || tools["b"] != "tcpdump" {
+		t.Errorf("tools %v, want gw vpndiag, b tcpdump", tools)
+	}
+	for _, h := range d.Data.Hops {
+		if h.Packets != 20 {
+			t.Errorf("hop %s: %d packets, want 20", h.Name, h.Packets)
+		}
+		checkSaved(t, filepath.Join(save, h.Name+".pcapng"), h.Name, h.Packets)
+	}
+	noCaptureLeft(t, topo, 5*time.Second, "gw", "b")
+}
