@@ -215,13 +215,16 @@ func TestTraceLabWireGuardUnderlayLoss(t *testing.T) {
 			outerUnder = x.Lost
 		case x.From == "c" && x.To == "d" && x.Class == inner:
 			innerLAN = x.Lost
-		case x.From == "b-under" && x.To == "d" && x.Class == inner && x.Lost <= 3:
+		case x.From == "b-under" && x.To == "d" && x.Class == inner && x.Lost <= 3+uint64(dropped)/50:
 			// wireguard-go coalesces received datagrams of a flow into
 			// one UDP GSO packet (its GRO ignores IP IDs, so also the two
 			// on both sides of a lost one); b's kernel splits it again
 			// with consecutive IDs, so the second datagram reaches d with
 			// another IP ID than it left c with, and does not match: a
-			// few packets per run.
+			// few packets per run, more when wireguard-go falls behind and
+			// coalesces more (4 of 300 losses seen on a loaded machine).
+			// Only a pair spanning a loss is renumbered, so the bound
+			// scales with the losses.
 		case x.Lost != 0:
 			t.Errorf("loss elsewhere: %+v", x)
 		}
