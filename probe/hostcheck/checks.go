@@ -82,6 +82,10 @@ func InferRole(h *Host) Role {
 }
 
 // Check runs every check on h and returns the findings, in CheckIDs order.
+//
+// With RoleAuto the role is inferred (InferRole), and forwarding off is a
+// warning rather than an error: a laptop with a WireGuard client device is
+// inferred a vpn-router too, and needs no forwarding.
 func Check(h Host, cfg Config) []report.Finding {
 	role := cfg.Role
 	if role == RoleAuto {
@@ -93,6 +97,14 @@ func Check(h Host, cfg Config) []report.Finding {
 		checkConntrack, checkTunnelMTU, checkOverlap, checkKeepalive, checkTableOff, checkEndpointViaTunnel,
 	} {
 		out = append(out, c(&h, role)...)
+	}
+	if cfg.Role == RoleAuto {
+		for i := range out {
+			if f := &out[i]; f.ID == IDForwardingOff {
+				f.Severity = report.SeverityWarning
+				f.Summary += " The role was inferred (no --role): give --role vpn-router or nat-gateway to make this an error, --role client if the host only terminates its own tunnel."
+			}
+		}
 	}
 	return out
 }

@@ -78,6 +78,8 @@ func TestChecks(t *testing.T) {
 			map[string]any{"sysctl": "net.ipv4.ip_forward", "value": int64(0)}, "sysctl -w net.ipv4.ip_forward=1"},
 		{"forwarding off, nat-gateway", RoleNATGateway, set("net.ipv4.ip_forward", "0"), []string{IDForwardingOff}, nil, "`net.ipv4.ip_forward = 1`"},
 		{"forwarding off, client", RoleClient, set("net.ipv4.ip_forward", "0"), nil, nil, ""},
+		{"forwarding off, role inferred from the WireGuard device", RoleAuto, set("net.ipv4.ip_forward", "0"), []string{IDForwardingOff},
+			map[string]any{"role": "vpn-router"}, "--role client"},
 		{"rp_filter strict on eth0", RoleVPNRouter, set("net.ipv4.conf.eth0.rp_filter", "1"), []string{IDRPFilterStrict},
 			map[string]any{"interface": "eth0", "sysctl": "net.ipv4.conf.eth0.rp_filter", "value": int64(1), "effective": 1}, "sysctl -w net.ipv4.conf.eth0.rp_filter=2"},
 		{"rp_filter all=1 makes every interface strict", RoleVPNRouter, func(h *Host) {
@@ -225,6 +227,16 @@ func TestChecks(t *testing.T) {
 			}
 			if f.Title == "" || f.Summary == "" || f.Remedy == "" {
 				t.Errorf("finding without title, summary or remedy: %+v", f)
+			}
+			// Forwarding off is an error for a router named by --role, a
+			// warning for one inferred.
+			if want := report.SeverityError; f.ID == IDForwardingOff {
+				if tc.role == RoleAuto {
+					want = report.SeverityWarning
+				}
+				if f.Severity != want {
+					t.Errorf("severity %s, want %s", f.Severity, want)
+				}
 			}
 		})
 	}

@@ -24,7 +24,7 @@ func Fill(r *report.Report, h *Host, cfg Config) {
 	if role == RoleAuto {
 		role, inferred = InferRole(h), true
 	}
-	r.Add(Check(*h, Config{Role: role})...)
+	r.Add(Check(*h, cfg)...)
 	r.Checks = append(r.Checks, CheckIDs...)
 	for _, t := range Tables(h) {
 		r.AddTable(t)
