@@ -172,7 +172,14 @@ func (sp *Spooler) Abort() {
 // OpenSpool ends, closes the files (with the kernel's statistics) and
 // returns what each hop captured (and, for Optional hops that could not be
 // opened, why), in the order the hops were given.
-func (sp *Spooler) Run() []SpoolResult {
+func (sp *Spooler) Run() []SpoolResult { return sp.RunNotify(nil) }
+
+// RunNotify is Run that also calls ended (when not nil) as soon as a hop
+// has ended with an error (a remote host lost, say) while the others may
+// still capture: its result is final then (Frames, Interfaces, Err), and
+// its file complete. ended is called from the hop's goroutine, so calls
+// for different hops may overlap.
+func (sp *Spooler) RunNotify(ended func(SpoolResult)) []SpoolResult {
 	var wg sync.WaitGroup
 	for _, r := range sp.runs {
 		i := r.idx
@@ -191,6 +198,9 @@ func (sp *Spooler) Run() []SpoolResult {
 			sp.res[i].Frames = r.w.Frames()
 			if cerr := r.tee.Close(); cerr != nil && sp.res[i].Err == nil {
 				sp.res[i].Err = cerr
+			}
+			if sp.res[i].Err != nil && ended != nil {
+				ended(sp.res[i])
 			}
 		}()
 	}

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -62,7 +63,32 @@ type Options struct {
 	// StopTimeout bounds how long a stopped capture may take to flush and
 	// exit before the connection is closed (default 10s).
 	StopTimeout time.Duration
+	// KeepaliveInterval is how often a running capture's connection is
+	// checked: after each interval in which nothing came from the host, a
+	// keepalive@openssh.com request (which every server answers) is sent,
+	// like OpenSSH's ServerAliveInterval. 0 means DefaultKeepaliveInterval;
+	// negative turns keepalives off (a silently dead path then goes
+	// unnoticed until the capture is stopped).
+	KeepaliveInterval time.Duration
+	// KeepaliveCount is how many intervals may pass with nothing at all
+	// from the host (no capture data, no keepalive reply) before the
+	// connection is given up, like ServerAliveCountMax: the capture then
+	// ends with an error wrapping ErrConnectionLost, keeping what it
+	// streamed until then. 0 means DefaultKeepaliveCount.
+	KeepaliveCount int
 }
+
+// Keepalive defaults: a path that died silently (no RST, no FIN: a
+// firewall or route change, a host frozen or powered off) ends its hop
+// after 15 s without a byte from the host.
+const (
+	DefaultKeepaliveInterval = 5 * time.Second
+	DefaultKeepaliveCount    = 3
+)
+
+// ErrConnectionLost is wrapped by the error that ends a capture whose host
+// stopped answering keepalives.
+var ErrConnectionLost = errors.New("lost the SSH connection")
 
 // HopInfo describes an opened remote hop, for the report.
 type HopInfo struct {
@@ -100,6 +126,15 @@ func NewOpener(o Options) (*Opener, error) {
 	}
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = 10 * time.Second
+	}
+	if o.KeepaliveInterval == 0 {
+		o.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if o.KeepaliveCount < 0 {
+		return nil, fmt.Errorf("remote capture keepalive count %d: must not be negative", o.KeepaliveCount)
+	}
+	if o.KeepaliveCount == 0 {
+		o.KeepaliveCount = DefaultKeepaliveCount
 	}
 	path, explicit := o.ConfigFile, true
 	if path == "" {
@@ -189,8 +224,21 @@ func (op *Opener) auth(t target) (ssh.AuthMethod, string, func()) {
 }
 
 // connect logs in to t (through its ProxyJump hosts) and returns the
-// client and a function closing it and every jump connection.
-func (op *Opener) connect(ctx context.Context, t target) (*ssh.Client, func(), error) {
+// client, a function closing it and every jump connection, and t's
+// connection, which records when the host last sent anything. An error at
+// a jump host names it as such.
+func (op *Opener) connect(ctx context.Context, t target) (*ssh.Client, func(), *aliveConn, error) {
+	c, closeAll, alive, i, err := op.dialChain(ctx, t)
+	if err != nil && i < len(t.ProxyJump) {
+		err = fmt.Errorf("jump host %s for %s: %w", t.ProxyJump[i], t.Alias, err)
+	}
+	return c, closeAll, alive, err
+}
+
+// dialChain logs in to each host of t's chain (its ProxyJump hosts, then
+// t) through the one before; on error it also returns the index of the
+// host that failed.
+func (op *Opener) dialChain(ctx context.Context, t target) (*ssh.Client, func(), *aliveConn, int, error) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -201,16 +249,17 @@ func (op *Opener) connect(ctx context.Context, t target) (*ssh.Client, func(), e
 	for _, j := range t.ProxyJump {
 		host, user, port, err := parseJump(j)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", t.Alias, err)
+			return nil, nil, nil, len(chain), err
 		}
 		jt, err := op.cfg.resolve(host, user, port)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, len(chain), err
 		}
 		chain = append(chain, jt)
 	}
 	chain = append(chain, t)
 	var client *ssh.Client
+	var alive *aliveConn
 	for i, h := range chain {
 		var conn net.Conn
 		var err error
@@ -226,8 +275,11 @@ func (op *Opener) connect(ctx context.Context, t target) (*ssh.Client, func(), e
 			if i > 0 {
 				via = " through jump host " + chain[i-1].Alias
 			}
-			return nil, nil, fmt.Errorf("%s (%s): cannot connect%s: %w", h.Alias, h.Addr(), via, unwrapOp(err))
+			return nil, nil, nil, i, fmt.Errorf("%s (%s): cannot connect%s: %w", h.Alias, h.Addr(), via, unwrapOp(err))
 		}
+		alive = &aliveConn{Conn: conn}
+		alive.touch()
+		conn = alive
 		am, desc, closeAgent := op.auth(h)
 		hk := op.hostKeys(h)
 		cc := &ssh.ClientConfig{User: h.User, Auth: []ssh.AuthMethod{am}, HostKeyCallback: hk.verifier(h.Alias),
@@ -242,20 +294,44 @@ func (op *Opener) connect(ctx context.Context, t target) (*ssh.Client, func(), e
 			closeAll()
 			switch {
 			case errors.Is(err, ErrUnknownHostKey), errors.Is(err, ErrChangedHostKey):
-				return nil, nil, unwrapHandshake(err)
+				return nil, nil, nil, i, unwrapHandshake(err)
 			case strings.Contains(err.Error(), "unable to authenticate"):
-				return nil, nil, fmt.Errorf("%s (%s): authentication refused for user %s: tried %s", h.Alias, h.Addr(), h.User, desc)
+				return nil, nil, nil, i, fmt.Errorf("%s (%s): authentication refused for user %s: tried %s", h.Alias, h.Addr(), h.User, desc)
 			case ctx.Err() != nil:
-				return nil, nil, fmt.Errorf("%s (%s): %w", h.Alias, h.Addr(), ctx.Err())
+				return nil, nil, nil, i, fmt.Errorf("%s (%s): %w", h.Alias, h.Addr(), ctx.Err())
 			}
-			return nil, nil, fmt.Errorf("%s (%s): SSH handshake: %w", h.Alias, h.Addr(), err)
+			return nil, nil, nil, i, fmt.Errorf("%s (%s): SSH handshake: %w", h.Alias, h.Addr(), err)
 		}
 		_ = conn.SetDeadline(time.Time{})
 		client = ssh.NewClient(c, chans, reqs)
 		cl := client
 		closers = append(closers, func() { cl.Close() })
 	}
-	return client, closeAll, nil
+	return client, closeAll, alive, 0, nil
+}
+
+// aliveConn is a connection that records when data last arrived: any
+// byte from the host (capture data, a keepalive reply) shows the path is
+// alive.
+type aliveConn struct {
+	net.Conn
+	last atomic.Int64 // time.Now().UnixNano() of the last read with data
+}
+
+func (c *aliveConn) touch() { c.last.Store(time.Now().UnixNano()) }
+
+// silence returns how long nothing has arrived.
+func (c *aliveConn) silence() time.Duration {
+	return time.Duration(time.Now().UnixNano() - c.last.Load())
+}
+
+// Read reads from the connection, noting when data arrives.
+func (c *aliveConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
 }
 
 // unwrapHandshake drops x/crypto's "ssh: handshake failed: " prefix from
@@ -332,7 +408,7 @@ func (op *Opener) Open(ctx context.Context, s capture.Spec, opts capture.SpecOpt
 	}
 	octx, cancel := context.WithTimeout(ctx, op.opts.ConnectTimeout)
 	defer cancel()
-	client, closeAll, err := op.connect(octx, t)
+	client, closeAll, alive, err := op.connect(octx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +422,9 @@ func (op *Opener) Open(ctx context.Context, s capture.Spec, opts capture.SpecOpt
 		return nil, err
 	}
 	info := HopInfo{Hop: opts.Hop, Host: s.Host, Addr: t.Addr(), User: t.User, Jumps: t.ProxyJump, Tool: src.tool, RTT: rtt(client)}
+	if op.opts.KeepaliveInterval > 0 {
+		go src.keepalive(client, alive, t.Addr(), op.opts.KeepaliveInterval, op.opts.KeepaliveCount)
+	}
 	op.mu.Lock()
 	op.info[opts.Hop] = info
 	op.mu.Unlock()
@@ -366,14 +445,17 @@ type source struct {
 	closeAll       func()
 	stopTimeout    time.Duration
 
-	mu       sync.Mutex
-	stopping bool
-	stopOnce sync.Once
-	exited   chan struct{} // closed when the session's exit status is in
-	exitErr  error
-	done     bool
-	stats    *capture.Interface // from tcpdump's closing counts
-	cancel   func() bool
+	mu        sync.Mutex
+	stopping  bool
+	lost      error         // ErrConnectionLost: the keepalives went unanswered
+	closed    chan struct{} // closed by Close: ends the keepalives
+	closeOnce sync.Once
+	stopOnce  sync.Once
+	exited    chan struct{} // closed when the session's exit status is in
+	exitErr   error
+	done      bool
+	stats     *capture.Interface // from tcpdump's closing counts
+	cancel    func() bool
 }
 
 // start runs the capture command on client and waits (within octx) for
@@ -393,7 +475,7 @@ func start(octx, ctx context.Context, client *ssh.Client, closeAll func(), t tar
 	}
 	src := &source{name: s.Raw, host: t.Alias, ifaces: s.Interfaces, hop: opts.Hop, filter: opts.Filter,
 		sess: sess, stdin: stdin, stderr: &tailBuffer{max: 64 << 10}, closeAll: closeAll,
-		stopTimeout: stopTimeout, exited: make(chan struct{})}
+		stopTimeout: stopTimeout, exited: make(chan struct{}), closed: make(chan struct{})}
 	sess.Stderr = src.stderr
 	if err := sess.Start(cmd); err != nil {
 		return nil, fmt.Errorf("%s: start the remote capture: %w", t.Alias, err)
@@ -526,9 +608,6 @@ func (s *source) Next(f *capture.Frame) error {
 	if err == nil {
 		return nil
 	}
-	s.mu.Lock()
-	stopping := s.stopping
-	s.mu.Unlock()
 	if !s.done {
 		s.done = true
 		select {
@@ -536,6 +615,12 @@ func (s *source) Next(f *capture.Frame) error {
 		case <-time.After(s.stopTimeout):
 		}
 		s.parseStats()
+	}
+	s.mu.Lock()
+	stopping, lost := s.stopping, s.lost
+	s.mu.Unlock()
+	if lost != nil {
+		return lost
 	}
 	var ce *capture.Error
 	if stopping && (errors.Is(err, io.EOF) || errors.As(err, &ce)) {
@@ -607,6 +692,7 @@ func (s *source) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	s.closeOnce.Do(func() { close(s.closed) })
 	s.stop()
 	select {
 	case <-s.exited:
@@ -615,6 +701,50 @@ func (s *source) Close() error {
 	err := s.Source.Close()
 	s.closeAll()
 	return err
+}
+
+// keepalive watches a running capture's connection until the capture
+// exits or the source is closed: after every interval in which nothing
+// came from the host it sends a keepalive request (one at a time: a
+// request to a dead host never returns), and after count intervals of
+// silence it gives the connection up: it records ErrConnectionLost and
+// closes the connection, so that Next returns that error at once instead
+// of waiting for a stream that will never come. What was streamed until
+// then stays with the caller. The host's sshd ends the remote capture
+// when its own ClientAliveInterval notices, or when the path comes back
+// and the connection's close reaches it.
+func (s *source) keepalive(client *ssh.Client, conn *aliveConn, addr string, interval time.Duration, count int) {
+	tick := time.NewTicker(max(interval/4, 10*time.Millisecond))
+	defer tick.Stop()
+	var pending atomic.Bool
+	var lastSent time.Time
+	limit := interval * time.Duration(count)
+	for {
+		select {
+		case <-s.exited:
+			return
+		case <-s.closed:
+			return
+		case <-tick.C:
+		}
+		quiet := conn.silence()
+		if quiet >= limit {
+			err := fmt.Errorf("%w to %s (%s): no reply to keepalives for %s (one sent every %s of silence)",
+				ErrConnectionLost, s.host, addr, limit, interval)
+			s.mu.Lock()
+			s.lost = err
+			s.mu.Unlock()
+			s.closeAll()
+			return
+		}
+		if quiet >= interval && time.Since(lastSent) >= interval && pending.CompareAndSwap(false, true) {
+			lastSent = time.Now()
+			go func() {
+				defer pending.Store(false)
+				_, _, _ = client.SendRequest("keepalive@openssh.com", true, nil)
+			}()
+		}
+	}
 }
 
 // tailBuffer keeps the first max bytes written (the messages that matter

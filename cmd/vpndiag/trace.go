@@ -74,7 +74,11 @@ capture starts on all of them together. Remote clocks are not trusted: each hop'
 estimated from the packets as for files; the SSH round trip is reported next to it. A remote
 hop that cannot be captured (unreachable, login refused, no tcpdump, no such interface,
 permission denied) is reported with the reason and left out; the others go on. Fewer than
-two hops left is a runtime failure (exit 3).`,
+two hops left is a runtime failure (exit 3). While capturing, a remote host that sends
+nothing for --ssh-keepalive (default 5s) gets an SSH keepalive; after --ssh-keepalive-count
+(default 3) such intervals without a byte from it (a path that died silently) its hop ends with
+"lost the SSH connection", keeping what it captured; the others go on, and the report lists
+it (data ended_hops, its input's error, a trace.hop-ended-early warning).`,
 			Example: `  vpndiag trace client=client.pcap gw-in=gw-inside.pcap gw-out=gw-outside.pcap dns=dns-server.pcap
   vpndiag trace --format json --window 5s lan=lan.pcapng wan=wan.pcapng
   sudo vpndiag trace --duration 30s lan=iface:eth1 wan=iface:eth0 -f 'udp or icmp' --save /var/tmp/trace
@@ -215,6 +219,9 @@ func runTrace(cmd *cobra.Command, g *globalOptions, o *traceOptions, args []stri
 	rep.Title = fmt.Sprintf("trace over %d hops", len(hops))
 	if n := len(live.missing); n > 0 {
 		rep.Title += fmt.Sprintf(" (%d of %d hops not captured)", n, len(args0))
+	}
+	if n := len(live.ended); n > 0 {
+		rep.Title += fmt.Sprintf(" (%d ended early)", n)
 	}
 	res.Fill(rep, opt)
 	live.fill(rep, res)

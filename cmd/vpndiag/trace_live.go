@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -133,7 +134,14 @@ func (o *traceOptions) spoolLive(cmd *cobra.Command, g *globalOptions, args []ho
 		t := time.AfterFunc(o.duration, cancel)
 		defer t.Stop()
 	}
-	res := sp.Run()
+	// A hop that ends with an error (a remote host lost) is told at once;
+	// the others capture on, and it is correlated with what it captured.
+	var mu sync.Mutex
+	res := sp.RunNotify(func(r capture.SpoolResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(g.stderr, "vpndiag: hop %s ended early after %d frames: %v; the other hops go on, and its frames are kept\n", r.Name, r.Frames, r.Err)
+	})
 	spooled := map[string]capture.SpoolResult{}
 	var total uint64
 	for _, r := range res {
@@ -143,7 +151,7 @@ func (o *traceOptions) spoolLive(cmd *cobra.Command, g *globalOptions, args []ho
 		spooled[r.Name] = r
 		total += r.Frames
 		if r.Err != nil {
-			fmt.Fprintf(g.stderr, "vpndiag: hop %s: capture stopped early (%v); correlating what it captured\n", r.Name, r.Err)
+			lr.ended = append(lr.ended, missingHop{Hop: r.Name, Source: r.Spec, Error: r.Err.Error(), Frames: &r.Frames})
 		}
 	}
 	where := "a temporary directory"

@@ -24,6 +24,8 @@ type sshOptions struct {
 	sudo       bool
 	tool       string
 	timeout    time.Duration
+	keepalive  time.Duration
+	kaCount    int
 }
 
 func (o *sshOptions) flags(f *pflag.FlagSet) {
@@ -35,25 +37,40 @@ func (o *sshOptions) flags(f *pflag.FlagSet) {
 	f.BoolVar(&o.sudo, "ssh-sudo", false, "remote hops: run the capture with sudo -n (fails at once if sudo wants a password)")
 	f.StringVar(&o.tool, "ssh-tool", "auto", "remote hops: capture with `TOOL`: auto (vpndiag if on the remote PATH, else tcpdump), vpndiag or tcpdump")
 	f.DurationVar(&o.timeout, "ssh-timeout", 15*time.Second, "remote hops: time to connect, log in and start the capture, per host")
+	f.DurationVar(&o.keepalive, "ssh-keepalive", remote.DefaultKeepaliveInterval, "remote hops: send an SSH keepalive after this `interval` without data from the host (0: never)")
+	f.IntVar(&o.kaCount, "ssh-keepalive-count", remote.DefaultKeepaliveCount, "remote hops: end a hop (keeping what it captured) after this many keepalive intervals without anything from its host")
 }
 
 func (o *sshOptions) opener() (*remote.Opener, error) {
 	if o.timeout <= 0 {
 		return nil, usageErr("--ssh-timeout %v: must be positive", o.timeout)
 	}
+	if o.keepalive < 0 || o.kaCount < 1 {
+		return nil, usageErr("--ssh-keepalive %v --ssh-keepalive-count %d: want an interval >= 0 (0: no keepalives) and a count >= 1", o.keepalive, o.kaCount)
+	}
+	ka := o.keepalive
+	if ka == 0 {
+		ka = -1 // remote.Options: negative is off, 0 the default
+	}
 	op, err := remote.NewOpener(remote.Options{ConfigFile: o.config, KnownHosts: o.knownHosts, AcceptNew: o.acceptNew,
-		Identities: o.identities, NoAgent: o.noAgent, Sudo: o.sudo, Tool: remote.Tool(o.tool), ConnectTimeout: o.timeout})
+		Identities: o.identities, NoAgent: o.noAgent, Sudo: o.sudo, Tool: remote.Tool(o.tool), ConnectTimeout: o.timeout,
+		KeepaliveInterval: ka, KeepaliveCount: o.kaCount})
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
 	return op, nil
 }
 
-// missingHop is a live hop that could not be captured.
+// missingHop is a live hop that could not be captured (data
+// missing_hops), or whose capture ended with an error before the trace
+// stopped it (data ended_hops, with the frames it captured until then,
+// which are correlated), such as a remote host whose SSH connection was
+// lost.
 type missingHop struct {
-	Hop    string `json:"hop"`
-	Source string `json:"source"`
-	Error  string `json:"error"`
+	Hop    string  `json:"hop"`
+	Source string  `json:"source"`
+	Error  string  `json:"error"`
+	Frames *uint64 `json:"frames,omitempty"` // ended hops: frames captured
 }
 
 // remoteHopData is one captured remote hop in trace's data.
@@ -70,29 +87,27 @@ type remoteHopData struct {
 }
 
 // liveResult is what became of the live hops: remote hops captured (with
-// their SSH round trip) and hops that could not be captured.
+// their SSH round trip), hops that could not be captured, and hops whose
+// capture ended early.
 type liveResult struct {
 	opener     *remote.Opener
 	remoteHops []remote.HopInfo
 	missing    []missingHop
+	ended      []missingHop
 }
 
 func msDur(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
-// fill adds the remote hops and the hops not captured to trace's report:
-// data remote_hops and missing_hops, a table of the remote hops with their
-// SSH round trip next to the clock offset estimated from the packets, and
-// for each missing hop an input with its error and a trace.hop-missing
-// finding.
+// fill adds the remote hops and the hops not (fully) captured to trace's
+// report: data remote_hops, missing_hops and ended_hops, a table of the
+// remote hops with their SSH round trip next to the clock offset estimated
+// from the packets, for each missing hop an input with its error and a
+// trace.hop-missing finding, and for each hop that ended early the error
+// on its input and a trace.hop-ended-early finding.
 func (lr *liveResult) fill(rep *report.Report, res *correlate.Result) {
-	if lr == nil || (lr.opener == nil && len(lr.missing) == 0) {
+	if lr == nil || (lr.opener == nil && len(lr.missing) == 0 && len(lr.ended) == 0) {
 		return
 	}
-	missing := lr.missing
-	if missing == nil {
-		missing = []missingHop{}
-	}
-	rep.SetData("missing_hops", missing)
 	var captured []string
 	for _, h := range res.Hops {
 		captured = append(captured, h.Name)
@@ -109,7 +124,43 @@ func (lr *liveResult) fill(rep *report.Report, res *correlate.Result) {
 			Remedy:   "Fix what the error names (host reachable over SSH, key accepted, host key in known_hosts, tcpdump installed, interface name, root or --ssh-sudo) and run the trace again.",
 		})
 	}
+	for _, m := range lr.ended {
+		msg := "ended early: " + m.Error
+		if i := slices.IndexFunc(rep.Inputs, func(in report.Input) bool { return in.Name == m.Hop }); i >= 0 {
+			if rep.Inputs[i].Error != "" {
+				msg = rep.Inputs[i].Error + "; " + msg
+			}
+			rep.Inputs[i].Error = msg
+		} else {
+			rep.Inputs = append(rep.Inputs, report.Input{Name: m.Hop, Source: m.Source, Format: "live", Error: msg})
+		}
+		var frames uint64
+		if m.Frames != nil {
+			frames = *m.Frames
+		}
+		rep.Add(report.Finding{
+			ID:       "trace.hop-ended-early",
+			Severity: report.SeverityWarning,
+			Title:    fmt.Sprintf("Hop %s stopped capturing before the trace ended", m.Hop),
+			Summary: fmt.Sprintf("Hop %s (%s) stopped capturing before the trace ended: %s. Its %d frames captured until then are correlated; "+
+				"the other hops went on. Packets after its end were not seen at %s, so loss next to %s after that time may lie at the capture, not the network.",
+				m.Hop, m.Source, m.Error, frames, m.Hop, m.Hop),
+			Where:    &report.Where{Hop: m.Hop},
+			Evidence: map[string]any{"source": m.Source, "error": m.Error, "frames": frames},
+			Remedy: "Check the path to the host (a lost SSH connection: a firewall or route change, the host down or overloaded) and run the trace again; " +
+				"--ssh-keepalive and --ssh-keepalive-count set how soon a silent connection is given up.",
+		})
+	}
 	rep.Sort()
+	for _, kv := range []struct {
+		key string
+		v   []missingHop
+	}{{"missing_hops", lr.missing}, {"ended_hops", lr.ended}} {
+		if kv.v == nil {
+			kv.v = []missingHop{}
+		}
+		rep.SetData(kv.key, kv.v)
+	}
 	data := []remoteHopData{}
 	t := report.Table{Name: "remote_hops", Title: "Remote hops (SSH)",
 		Columns: []string{"hop", "host", "address", "user", "tool", "ssh rtt ms", "clock offset ms", "± ms"},
