@@ -366,19 +366,30 @@ func unwrapOp(err error) error {
 }
 
 // rtt times a few SSH keepalive requests (answered by the server, even
-// when it does not know the request) and returns the shortest.
-func rtt(c *ssh.Client) time.Duration {
-	best := time.Duration(-1)
-	for range 3 {
-		start := time.Now()
-		if _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); err != nil {
-			break
+// when it does not know the request) and returns the shortest, or -1 when
+// none was answered within limit (a path that died right after the
+// capture started: the keepalives of the running capture deal with it).
+func rtt(c *ssh.Client, limit time.Duration) time.Duration {
+	done := make(chan time.Duration, 1)
+	go func() {
+		best := time.Duration(-1)
+		for range 3 {
+			start := time.Now()
+			if _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+				break
+			}
+			if d := time.Since(start); best < 0 || d < best {
+				best = d
+			}
 		}
-		if d := time.Since(start); best < 0 || d < best {
-			best = d
-		}
+		done <- best
+	}()
+	select {
+	case d := <-done:
+		return d
+	case <-time.After(limit):
+		return -1
 	}
-	return best
 }
 
 // Open starts a capture on the remote host of s (a capture.SpecSSH spec)
@@ -421,7 +432,7 @@ func (op *Opener) Open(ctx context.Context, s capture.Spec, opts capture.SpecOpt
 		closeAll()
 		return nil, err
 	}
-	info := HopInfo{Hop: opts.Hop, Host: s.Host, Addr: t.Addr(), User: t.User, Jumps: t.ProxyJump, Tool: src.tool, RTT: rtt(client)}
+	info := HopInfo{Hop: opts.Hop, Host: s.Host, Addr: t.Addr(), User: t.User, Jumps: t.ProxyJump, Tool: src.tool, RTT: rtt(client, op.opts.ConnectTimeout)}
 	if op.opts.KeepaliveInterval > 0 {
 		go src.keepalive(client, alive, t.Addr(), op.opts.KeepaliveInterval, op.opts.KeepaliveCount)
 	}

@@ -232,10 +232,6 @@ func TestRemoteTraceLostHost(t *testing.T) {
 		t.Fatalf("exit %d; stderr %s", code, p.Stderr())
 	}
 	noCaptureLeft(t, topo, 5*time.Second, "gw")
-	if os.Getenv("VD_DEBUG") != "" {
-		b, _ := os.ReadFile(out)
-		t.Logf("stderr:\n%s\nreport:\n%s", p.Stderr(), b)
-	}
 
 	d := readTraceFile(t, out)
 	want := map[string]uint64{"a": 40, "gw": 40, "b": 20}
