@@ -269,10 +269,11 @@ func nextAsync(src capture.Source) <-chan error {
 // streams nothing for a second but whose host answers keepalives goes on;
 // after the path freezes (nothing passes, nothing is closed) Next returns
 // an error wrapping ErrConnectionLost, naming the host and "no reply to
-// keepalives for 300ms", within 2 s; the frames streamed before were all
-// read (150 ms or more after the freeze: silence counts from the last
-// reply, at most 125 ms before it). With keepalives off (negative interval) the frozen capture is
-// still waiting after a second, and stopping it ends it.
+// keepalives for 300ms", within 2 s but not before 150 ms (silence counts
+// from the last reply, at most 125 ms before the freeze); the frames
+// streamed before were all read. With keepalives off (negative interval)
+// the frozen capture is still waiting after a second, and stopping it
+// ends it.
 func TestKeepalive(t *testing.T) {
 	id, pub := clientKey(t)
 	fs := startFakeServer(t, pub, 5)
