@@ -114,25 +114,7 @@ func TestHostcheckGolden(t *testing.T) {
 // CAP_NET_ADMIN (the nftables ruleset) is a note in the report, not a
 // failure, and the sysctls are still read.
 func TestHostcheckUnprivileged(t *testing.T) {
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Fatal("this test needs setpriv: apt-get install util-linux")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("this test switches to user nobody and needs root to do so")
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "vpndiag.test")
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin, "-test.run=^TestHostcheckNSHelper$")
+	cmd := asNobody(t, "TestHostcheckNSHelper")
 	cmd.Env = append(os.Environ(), `VDHC_ARGS=["hostcheck","--format","json","--role","client"]`)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -54,26 +54,7 @@ func TestNatcheckHelperProcess(t *testing.T) {
 // TestNatcheckNonRoot: live mode without privileges fails with exit 3 and a
 // message naming CAP_NET_ADMIN.
 func TestNatcheckNonRoot(t *testing.T) {
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Fatal("setpriv not found: apt-get install util-linux")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("this test switches to user nobody and needs root to do so")
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "vpndiag.test")
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-		bin, "-test.run=^TestNatcheckHelperProcess$")
+	cmd := asNobody(t, "TestNatcheckHelperProcess")
 	cmd.Env = append(os.Environ(), "VDNAT_NATCHECK_ARGS=natcheck --interval 10ms")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -246,4 +227,30 @@ func TestNatcheckWatch(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(prom, "vpndiag_nat.prom")); err != nil {
 		t.Error(err)
 	}
+}
+
+// asNobody returns a command that runs this test binary's helper test
+// helperTest as user nobody (uid 65534, no groups, no capabilities): a copy
+// of the binary in a directory nobody can read, started by setpriv.
+func asNobody(t *testing.T, helperTest string) *exec.Cmd {
+	t.Helper()
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv not found: apt-get install util-linux")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("this test switches to user nobody and needs root to do so")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "vpndiag.test")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin, "-test.run=^"+helperTest+"$")
 }

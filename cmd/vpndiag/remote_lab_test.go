@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -449,15 +448,7 @@ func TestRemoteTraceNATIncident(t *testing.T) {
 		t.Fatalf("trace exit %d, want 1 (trace.loss); stderr %s", code, p.Stderr())
 	}
 	noCaptureLeft(t, topo, 5*time.Second, "gw", "dns")
-	st, err := topo.Exec(ctx, "gw", "conntrack", "-S")
-	if err != nil {
-		t.Fatal(err)
-	}
-	insertFailed := 0
-	for _, m := range regexp.MustCompile(`insert_failed=(\d+)`).FindAllStringSubmatch(string(st), -1) {
-		n, _ := strconv.Atoi(m[1])
-		insertFailed += n
-	}
+	insertFailed, st := conntrackInsertFailed(t, topo, "gw")
 	if insertFailed < 300 {
 		t.Fatalf("conntrack insert_failed=%d: the pool was not exhausted:\n%s", insertFailed, st)
 	}

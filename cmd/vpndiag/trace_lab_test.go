@@ -168,15 +168,7 @@ func TestTraceLabNATIncident(t *testing.T) {
 	}
 	args := stop()
 	t.Logf("labtool: NAT'd %s direct %s", strings.TrimSpace(natOut), strings.TrimSpace(directOut))
-	st, err := topo.Exec(ctx, "gw", "conntrack", "-S")
-	if err != nil {
-		t.Fatal(err)
-	}
-	insertFailed := 0
-	for _, m := range regexp.MustCompile(`insert_failed=(\d+)`).FindAllStringSubmatch(string(st), -1) {
-		n, _ := strconv.Atoi(m[1])
-		insertFailed += n
-	}
+	insertFailed, st := conntrackInsertFailed(t, topo, "gw")
 	if insertFailed < 300 {
 		t.Fatalf("conntrack insert_failed=%d: the pool was not exhausted, the lab did not reproduce the incident:\n%s", insertFailed, st)
 	}
@@ -380,4 +372,20 @@ func TestTraceLabVXLANUnderlayLoss(t *testing.T) {
 	if p := d.segment(t, "a-under", "b-under", "ICMP to 198.18.1.2"); p.Sent != 30 || p.Lost != 0 {
 		t.Errorf("underlay ICMP %+v, want 30 sent, none lost", p)
 	}
+}
+
+// conntrackInsertFailed returns the sum of the per-CPU insert_failed
+// counters of `conntrack -S` on host, and the command's output.
+func conntrackInsertFailed(t *testing.T, topo *lab.Topology, host string) (int, []byte) {
+	t.Helper()
+	st, err := topo.Exec(t.Context(), host, "conntrack", "-S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for _, m := range regexp.MustCompile(`insert_failed=(\d+)`).FindAllStringSubmatch(string(st), -1) {
+		n, _ := strconv.Atoi(m[1])
+		sum += n
+	}
+	return sum, st
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl"
+
+	"github.com/vpndiag/vpndiag/probe/hostexec"
 )
 
 // Gather reads a Host snapshot of the network namespace the calling thread
@@ -258,7 +260,7 @@ func readListeners(h *Host, proc string) {
 }
 
 func readFirewall(ctx context.Context, h *Host) {
-	if out, err := runTool(ctx, "nft", "-j", "list", "ruleset"); err != nil {
+	if out, err := hostexec.Run(ctx, "nft", "-j", "list", "ruleset"); err != nil {
 		h.Notes = append(h.Notes, fmt.Sprintf("nftables rules not read: %v (listing the ruleset needs root or CAP_NET_ADMIN)", err))
 	} else if cs, err := ParseNFTForward(out); err != nil {
 		h.Notes = append(h.Notes, err.Error())
@@ -270,7 +272,7 @@ func readFirewall(ctx context.Context, h *Host) {
 		if _, err := exec.LookPath(tool); err != nil {
 			continue
 		}
-		out, err := runTool(ctx, tool, "-t", "filter")
+		out, err := hostexec.Run(ctx, tool, "-t", "filter")
 		if err != nil {
 			h.Notes = append(h.Notes, fmt.Sprintf("%s rules not read: %v (needs root or CAP_NET_ADMIN)", tool, err))
 			continue
@@ -310,26 +312,6 @@ func readFirewall(ctx context.Context, h *Host) {
 		}
 		h.Forward = append(h.Forward, cs...)
 	}
-}
-
-func runTool(ctx context.Context, name string, args ...string) ([]byte, error) {
-	if _, err := exec.LookPath(name); err != nil {
-		pkg := name
-		if name == "nft" {
-			pkg = "nftables"
-		}
-		return nil, fmt.Errorf("%s not installed (apt-get install %s)", name, pkg)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
 }
 
 func addr(b net.IP) netip.Addr {

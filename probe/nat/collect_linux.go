@@ -3,7 +3,6 @@
 package nat
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
+
+	"github.com/vpndiag/vpndiag/probe/hostexec"
 )
 
 // Collect reads a snapshot of the NAT state: conntrack entries with a source
@@ -179,7 +180,7 @@ func readSysctls(s *Snapshot) {
 
 // readRules runs nft and the iptables-save variants that are installed.
 func readRules(ctx context.Context, s *Snapshot) {
-	if out, err := runTool(ctx, "nft", "-j", "list", "ruleset"); err != nil {
+	if out, err := hostexec.Run(ctx, "nft", "-j", "list", "ruleset"); err != nil {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("nftables rules not read: %v", err))
 	} else if rules, err := ParseNFT(out); err != nil {
 		s.Warnings = append(s.Warnings, err.Error())
@@ -193,7 +194,7 @@ func readRules(ctx context.Context, s *Snapshot) {
 			continue
 		}
 		found = true
-		out, err := runTool(ctx, tool, "-t", "nat")
+		out, err := hostexec.Run(ctx, tool, "-t", "nat")
 		if err != nil {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("%s rules not read: %v", tool, err))
 			continue
@@ -221,24 +222,4 @@ func readRules(ctx context.Context, s *Snapshot) {
 	if !found {
 		s.Warnings = append(s.Warnings, "iptables-save not installed: iptables rules not read (apt-get install iptables)")
 	}
-}
-
-func runTool(ctx context.Context, name string, args ...string) ([]byte, error) {
-	if _, err := exec.LookPath(name); err != nil {
-		pkg := name
-		if name == "nft" {
-			pkg = "nftables"
-		}
-		return nil, fmt.Errorf("%s not installed (apt-get install %s)", name, pkg)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
 }
